@@ -1,0 +1,3 @@
+"""tickvault.cache (see docs/architecture.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""tickvault.calendars (see docs/architecture.md)."""
+
+__all__: list[str] = []

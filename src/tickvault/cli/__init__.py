@@ -1,0 +1,3 @@
+"""tickvault.cli (see docs/architecture.md)."""
+
+__all__: list[str] = []

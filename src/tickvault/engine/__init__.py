@@ -1,0 +1,3 @@
+"""tickvault.engine (see docs/architecture.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""tickvault.jobs (see docs/architecture.md)."""
+
+__all__: list[str] = []

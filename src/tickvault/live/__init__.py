@@ -1,0 +1,3 @@
+"""tickvault.live (see docs/architecture.md)."""
+
+__all__: list[str] = []

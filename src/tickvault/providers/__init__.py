@@ -1,0 +1,3 @@
+"""tickvault.providers (see docs/architecture.md)."""
+
+__all__: list[str] = []

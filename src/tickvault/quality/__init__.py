@@ -1,0 +1,3 @@
+"""tickvault.quality (see docs/architecture.md)."""
+
+__all__: list[str] = []

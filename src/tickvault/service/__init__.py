@@ -1,0 +1,3 @@
+"""tickvault.service (see docs/architecture.md)."""
+
+__all__: list[str] = []

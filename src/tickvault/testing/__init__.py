@@ -1,0 +1,3 @@
+"""tickvault.testing (see docs/architecture.md)."""
+
+__all__: list[str] = []

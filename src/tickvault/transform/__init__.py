@@ -1,0 +1,3 @@
+"""tickvault.transform (see docs/architecture.md)."""
+
+__all__: list[str] = []
