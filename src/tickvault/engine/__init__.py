@@ -1,3 +1,12 @@
-"""tickvault.engine (see docs/architecture.md)."""
+"""The engine: the write path, the coverage-aware read path and the ``Vault`` facade.
 
-__all__: list[str] = []
+It only uses the protocols in ``store/base.py`` and ``providers/base.py``; the concrete
+backends are chosen by :func:`tickvault.open`.
+"""
+
+from tickvault.engine._imports import ImportResult
+from tickvault.engine._read import FetchOutcome
+from tickvault.engine._vault import Adjust, Fetch, SeriesStatus, Vault
+from tickvault.engine._write import BarEvent
+
+__all__ = ["Adjust", "BarEvent", "Fetch", "FetchOutcome", "ImportResult", "SeriesStatus", "Vault"]

@@ -146,7 +146,8 @@ def actions_from_frame(symbol: str, frame: object) -> list[CorporateAction]:
                                        provider=None if p is None or pd.isna(p) else str(p)))
         return out
     date_col = next((cols[c] for c in ("ex_date", "date", "datetime", "ts", "index") if c in cols), None)
-    split_col = next((cols[c] for c in ("split", "splits", "stock splits", "split_factor", "splitfactor") if c in cols), None)
+    split_names = ("split", "splits", "stock splits", "split_factor", "splitfactor")
+    split_col = next((cols[c] for c in split_names if c in cols), None)
     div_col = next((cols[c] for c in ("dividend", "dividends", "divcash", "dividend_amount") if c in cols), None)
     if date_col is None or (split_col is None and div_col is None):
         raise SchemaError("corporate actions need ex_date/kind/value columns or date + split/dividend columns")

@@ -31,7 +31,7 @@ def to_utc(value: TimeLike) -> pd.Timestamp:
     InvalidRange
         If the value cannot be parsed.
     """
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, bool | int):
         raise InvalidRange(f"ambiguous integer time {value!r}: pass a string, date or datetime")
     try:
         ts = pd.Timestamp(value)

@@ -49,8 +49,8 @@ from tickvault.model import (
 __all__ = ["QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport"]
 
 QUARANTINE_SCHEMA = pa.schema(
-    list(BAR_SCHEMA)
-    + [
+    [
+        *BAR_SCHEMA,
         pa.field("rule", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),

@@ -1,0 +1,138 @@
+"""tickvault: market data you can trust.
+
+>>> import tickvault
+>>> vault = tickvault.open()                          # embedded store in ~/.tickvault
+>>> vault.write("AAPL", "1d", frame)                  # validated, deduplicated, durable
+>>> vault.bars("AAPL", "1d", "2024-01-01", "2024-06-30", adjust="splits")
+
+The public surface is this module's ``__all__``; everything else may change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tickvault import errors
+from tickvault.config import Settings
+from tickvault.errors import (
+    CorruptData,
+    FileFormatError,
+    InvalidInput,
+    InvalidSymbol,
+    InvalidTimeframe,
+    MissingData,
+    ProviderError,
+    SchemaError,
+    StorageError,
+    StoreLocked,
+    TickvaultError,
+)
+from tickvault.model import (
+    CorporateAction,
+    CoverageInterval,
+    CoverageState,
+    Instrument,
+    QualityReport,
+    Timeframe,
+    TimeRange,
+    WriteReceipt,
+)
+
+if TYPE_CHECKING:
+    from tickvault.engine import BarEvent, FetchOutcome, ImportResult, SeriesStatus, Vault
+    from tickvault.providers.base import Provider
+
+# The engine (and with it pyarrow compute, calendars, quality rules) loads on first use, so
+# `import tickvault.model` or a CLI `--help` stays fast.
+_LAZY = {
+    "BarEvent": "tickvault.engine",
+    "FetchOutcome": "tickvault.engine",
+    "ImportResult": "tickvault.engine",
+    "SeriesStatus": "tickvault.engine",
+    "Vault": "tickvault.engine",
+    "Provider": "tickvault.providers.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tickvault' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BarEvent",
+    "CorporateAction",
+    "CorruptData",
+    "CoverageInterval",
+    "CoverageState",
+    "FetchOutcome",
+    "FileFormatError",
+    "ImportResult",
+    "Instrument",
+    "InvalidInput",
+    "InvalidSymbol",
+    "InvalidTimeframe",
+    "MissingData",
+    "Provider",
+    "ProviderError",
+    "QualityReport",
+    "SchemaError",
+    "SeriesStatus",
+    "Settings",
+    "StorageError",
+    "StoreLocked",
+    "TickvaultError",
+    "TimeRange",
+    "Timeframe",
+    "Vault",
+    "WriteReceipt",
+    "__version__",
+    "errors",
+    "open",
+]
+
+
+def open(
+    path: str | Path | None = None,
+    *,
+    providers: Sequence[Provider] | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> Vault:
+    """Open (or create) a vault.
+
+    Parameters
+    ----------
+    path
+        Folder of the embedded store. Defaults to ``TICKVAULT_HOME`` or ``~/.tickvault``.
+        ``":memory:"`` gives a throw-away in-memory vault.
+    providers
+        Data sources for read-through, in preference order.
+    settings
+        A full :class:`Settings`; otherwise it is read from the environment and
+        ``tickvault.toml``, with ``overrides`` applied.
+
+    Returns
+    -------
+    Vault
+        The vault; use it as a context manager or call :meth:`Vault.close`.
+    """
+    from tickvault._wiring import build_store, default_providers
+    from tickvault.engine import Vault
+
+    memory = path == ":memory:"
+    base = settings if settings is not None else Settings(**overrides)
+    if path is not None and not memory:
+        base = base.replace(home=Path(path).expanduser())
+    store = build_store(base, memory=memory)
+    return Vault(store, base, providers if providers is not None else default_providers(base))

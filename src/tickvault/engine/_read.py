@@ -1,0 +1,171 @@
+"""The read path: plan what is missing from the coverage ledger and fetch only that.
+
+``missing = requested ∩ expected bars (calendar) − covered`` (DESIGN §1). The future is
+never missing. Fetching goes through the :class:`~tickvault.providers.base.Provider`
+protocol only; every result runs through the write path, and the provider's own coverage
+marks (``empty`` no-trade minutes, ``provisional`` recent data) are recorded with it.
+
+Identical concurrent requests share one fetch (single-flight, per series and interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tickvault.calendars import TradingCalendar, missing_intervals
+from tickvault.errors import ProviderError, UnsupportedRequest
+from tickvault.model import Instrument, Timeframe, WriteReceipt
+from tickvault.providers.base import BarsQuery, BarsResult, Provider
+from tickvault.store.base import BarStore
+
+__all__ = ["FetchOutcome", "Fetcher", "plan_missing", "run_sync"]
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from synchronous code, also when an event loop is already running
+    in this thread (notebooks): then it runs on a short-lived helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def _target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=_target, name="tickvault-sync")
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def plan_missing(store: BarStore, calendar: TradingCalendar, symbol: str, timeframe: Timeframe,
+                 start_us: int, end_us: int, *, now_us: int | None = None) -> list[tuple[int, int]]:
+    """Intervals of expected bars in ``[start_us, end_us)`` that are not covered."""
+    now = now_us if now_us is not None else time.time_ns() // 1000
+    end = min(end_us, now)
+    if end <= start_us:
+        return []
+    return missing_intervals(store.coverage(symbol, str(timeframe)), calendar, str(timeframe), start_us, end)
+
+
+@dataclass
+class FetchOutcome:
+    """What one read-through did."""
+
+    calls: int = 0
+    receipts: list[WriteReceipt] = field(default_factory=list)
+    errors: list[ProviderError] = field(default_factory=list)
+    providers: set[str] = field(default_factory=set)
+
+
+class Fetcher:
+    """Fetches missing intervals from providers, one provider call per chunk.
+
+    Parameters
+    ----------
+    providers
+        Candidates in preference order.
+    write
+        ``write(symbol, timeframe, result, provider_name) -> WriteReceipt`` — the write path.
+    """
+
+    def __init__(self, providers: Sequence[Provider],
+                 write: Callable[[str, Timeframe, BarsResult, str], WriteReceipt]) -> None:
+        self._providers = list(providers)
+        self._write = write
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple[str, str, int, int], Future[FetchOutcome]] = {}
+
+    @property
+    def providers(self) -> list[Provider]:
+        """The configured providers in preference order."""
+        return list(self._providers)
+
+    def candidates(self, instrument: Instrument, timeframe: Timeframe) -> list[Provider]:
+        """Providers that serve this asset class and timeframe natively."""
+        out = []
+        for p in self._providers:
+            caps = p.capabilities
+            if instrument.asset_class in caps.asset_classes and caps.supports(timeframe) is not None:
+                out.append(p)
+        return out
+
+    def fetch(self, instrument: Instrument, timeframe: Timeframe, intervals: Sequence[tuple[int, int]],
+              provider: str | None = None) -> FetchOutcome:
+        """Fetch ``intervals`` (single-flight: identical concurrent requests share one fetch)."""
+        key = (instrument.symbol, str(timeframe), intervals[0][0] if intervals else 0,
+               intervals[-1][1] if intervals else 0)
+        with self._lock:
+            fut = self._inflight.get(key)
+            owner = fut is None
+            if fut is None:
+                fut = Future()
+                self._inflight[key] = fut
+        if not owner:
+            return fut.result()
+        try:
+            outcome = run_sync(self._fetch_all(instrument, timeframe, intervals, provider))
+            fut.set_result(outcome)
+            return outcome
+        except BaseException as exc:
+            fut.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    async def _fetch_all(self, instrument: Instrument, timeframe: Timeframe,
+                         intervals: Sequence[tuple[int, int]], provider: str | None) -> FetchOutcome:
+        outcome = FetchOutcome()
+        cands = self.candidates(instrument, timeframe)
+        if provider is not None:
+            cands = [p for p in cands if p.name == provider]
+        if not cands:
+            outcome.errors.append(UnsupportedRequest(
+                "no configured provider serves this request", symbol=instrument.symbol,
+                timeframe=str(timeframe), provider=provider))
+            return outcome
+        for start_us, end_us in intervals:
+            for chunk in self._chunks(cands[0], timeframe, start_us, end_us):
+                await self._fetch_chunk(instrument, timeframe, chunk, cands, outcome)
+        return outcome
+
+    @staticmethod
+    def _chunks(p: Provider, timeframe: Timeframe, start_us: int, end_us: int) -> list[tuple[int, int]]:
+        sup = p.capabilities.supports(timeframe)
+        if sup is None or sup.page_size is None:
+            return [(start_us, end_us)]
+        step = sup.page_size * timeframe.micros
+        return [(s, min(s + step, end_us)) for s in range(start_us, end_us, step)]
+
+    async def _fetch_chunk(self, instrument: Instrument, timeframe: Timeframe, chunk: tuple[int, int],
+                           cands: Sequence[Provider], outcome: FetchOutcome) -> None:
+        query = BarsQuery(instrument.symbol, str(timeframe), chunk[0], chunk[1], instrument)
+        for p in cands:
+            self.calls[p.name] += 1
+            outcome.calls += 1
+            try:
+                result = await p.bars(query)
+            except ProviderError as exc:
+                outcome.errors.append(exc)
+                continue  # fail over to the next candidate
+            outcome.receipts.append(self._write(instrument.symbol, timeframe, result, p.name))
+            outcome.providers.add(p.name)
+            return

@@ -1,0 +1,3 @@
+"""Embedded store (in progress)."""
+
+__all__: list[str] = []
