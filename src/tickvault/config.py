@@ -19,9 +19,10 @@ __all__ = ["DEFAULT_HARD_RULES", "Settings"]
 #: Quality rules whose failures are quarantined by default (see :mod:`tickvault.quality`).
 DEFAULT_HARD_RULES: tuple[str, ...] = (
     "required_columns",
-    "ohlc_consistency",
+    "non_finite_price",
     "non_positive_price",
     "negative_volume",
+    "ohlc_consistency",
     "duplicate_ts",
     "misaligned_ts",
     "unit_jump",

@@ -193,6 +193,7 @@ class Vault:
             extra_coverage=extra,
             provider=provider,
             publish=self._publish,
+            currency=inst.currency,
         )
 
     def _write_result(self, symbol: str, tf: Timeframe, result: BarsResult, provider: str) -> WriteReceipt:
@@ -249,7 +250,7 @@ class Vault:
             if start is not None and fetch != "never":
                 self._ensure(sym, tf, start_us, end_us, refresh=fetch == "always")
         table = self._store.read(sym, str(tf), start_us, end_us)
-        return to_format(self._adjusted(sym, table, adjust), format)
+        return to_format(self._adjusted(sym, tf, table, adjust), format)
 
     def _ensure(self, sym: str, tf: Timeframe, start_us: int, end_us: int, *, refresh: bool) -> None:
         inst = self.instrument(sym)
@@ -274,13 +275,14 @@ class Vault:
                 f"{sym} {tf}: data missing ({why}); use fetch='never' for what is stored",
                 intervals=[(us_to_ts(a), us_to_ts(b)) for a, b in left], symbol=sym, timeframe=str(tf))
 
-    def _adjusted(self, sym: str, table: pa.Table, adjust: Adjust) -> pa.Table:
+    def _adjusted(self, sym: str, tf: Timeframe, table: pa.Table, adjust: Adjust) -> pa.Table:
         if adjust == "none" or table.num_rows == 0:
             return table
         acts = self._store.actions(sym)
         if not acts:
             return table
-        return _adjust(table, acts, adjust)
+        # Intraday bars compare with the ex-date's midnight in the exchange's zone.
+        return _adjust(table, acts, adjust, timeframe=tf, tz=self.calendar(sym).tz)
 
     def latest(self, symbol: str, timeframe: str, n: int = 500, adjust: Adjust = "splits",
                format: str = "pandas") -> Any:
@@ -288,8 +290,9 @@ class Vault:
         if n < 0:
             raise InvalidInput(f"n must be >= 0, got {n}")
         sym = validate_symbol(symbol)
-        table = self._store.latest(sym, str(Timeframe.parse(timeframe)), n)
-        return to_format(self._adjusted(sym, table, adjust), format)
+        tf = Timeframe.parse(timeframe)
+        table = self._store.latest(sym, str(tf), n)
+        return to_format(self._adjusted(sym, tf, table, adjust), format)
 
     def fetch(self, symbol: str, timeframe: str, start: Any, end: Any = None, *, provider: str | None = None,
               refresh: bool = False) -> FetchOutcome:
@@ -366,8 +369,10 @@ class Vault:
         sym = validate_symbol(symbol)
         tf = str(Timeframe.parse(timeframe))
         table = self._store.read(sym, tf)
-        report = _quality.check(table, symbol=sym, timeframe=tf, calendar=self.calendar(sym),
-                                actions=self._store.actions(sym), hard_rules=self._settings.hard_rules)
+        inst = self.instrument(sym)
+        report = _quality.check(table, symbol=sym, timeframe=tf, calendar=get_calendar(inst.calendar),
+                                actions=self._store.actions(sym), hard_rules=self._settings.hard_rules,
+                                currency=inst.currency)
         report = QualityReport(report.symbol, report.timeframe, report.rows, report.counts, report.hard_rules,
                                report.flags, report.score, time.time_ns() // 1000)
         self._store.save_report(report)

@@ -86,6 +86,7 @@ def write_bars(
     extra_coverage: Sequence[CoverageInterval] = (),
     provider: str | None = None,
     publish: Callable[[BarEvent], None] | None = None,
+    currency: str | None = None,
 ) -> WriteReceipt:
     """Run one batch through the write path.
 
@@ -112,6 +113,8 @@ def write_bars(
         Provenance, for the receipt and the coverage marks.
     publish
         Called with a :class:`BarEvent` when rows were stored.
+    currency
+        Quote currency (``GBp`` tells the unit rule which side of a ×100 switch is right).
 
     Returns
     -------
@@ -130,7 +133,7 @@ def write_bars(
             context = context.slice(context.num_rows - 50)
     report: QualityReport = quality.check(
         table, symbol=symbol, timeframe=tf, calendar=calendar, actions=actions,
-        hard_rules=hard_rules, context=context,
+        hard_rules=hard_rules, context=context, currency=currency,
     )
     report = QualityReport(report.symbol, report.timeframe, report.rows, report.counts, report.hard_rules,
                            report.flags, report.score, time.time_ns() // 1000)

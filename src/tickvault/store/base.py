@@ -50,7 +50,9 @@ __all__ = ["QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport"]
 
 QUARANTINE_SCHEMA = pa.schema(
     [
-        *BAR_SCHEMA,
+        # ts is nullable here: a row without a timestamp can still be quarantined.
+        pa.field("ts", BAR_SCHEMA.field("ts").type, nullable=True),
+        *list(BAR_SCHEMA)[1:],
         pa.field("rule", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
