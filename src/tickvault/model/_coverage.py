@@ -108,7 +108,7 @@ def apply_marks(existing: Sequence[CoverageInterval], marks: Iterable[CoverageIn
     intervals with the same state and provider are merged. The result is sorted and
     non-overlapping.
     """
-    current = sorted(existing)
+    current = sorted(existing, key=_bounds_key)
     for mark in marks:
         nxt: list[CoverageInterval] = []
         for iv in current:
@@ -120,8 +120,14 @@ def apply_marks(existing: Sequence[CoverageInterval], marks: Iterable[CoverageIn
             if iv.end_us > mark.end_us:
                 nxt.append(iv.with_bounds(mark.end_us, iv.end_us))
         nxt.append(mark)
-        current = _merge(sorted(nxt))
+        current = _merge(sorted(nxt, key=_bounds_key))
     return current
+
+
+def _bounds_key(iv: CoverageInterval) -> tuple[int, int]:
+    # Sort by bounds only: the dataclass order would go on to compare ``provider`` and
+    # raise TypeError for None vs str when two intervals share their bounds.
+    return (iv.start_us, iv.end_us)
 
 
 def _merge(items: list[CoverageInterval]) -> list[CoverageInterval]:
@@ -144,7 +150,7 @@ def covered_mask(intervals: Sequence[CoverageInterval], starts_us: np.ndarray, e
     marks still counts as covered. ``states`` restricts which states count (default: all).
     """
     allowed = set(states) if states is not None else None
-    ivs = [iv for iv in sorted(intervals) if allowed is None or iv.state in allowed]
+    ivs = [iv for iv in sorted(intervals, key=_bounds_key) if allowed is None or iv.state in allowed]
     if not ivs or starts_us.size == 0:
         return np.zeros(starts_us.shape, dtype=bool)
     joined: list[list[int]] = []
