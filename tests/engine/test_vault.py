@@ -164,7 +164,7 @@ def test_read_through_fetches_only_what_is_missing(tmp_path: object) -> None:
     stub = CountingProvider()
     with tickvault.open(":memory:", providers=[stub]) as vault:
         first = vault.bars("AAPL", "1d", "2024-01-02", "2024-01-31")
-        assert len(first) == 20 and len(stub.queries) == 1
+        assert len(first) == 21 and len(stub.queries) == 1  # 21 sessions: Jan 1 and MLK day are holidays
         vault.bars("AAPL", "1d", "2024-01-02", "2024-01-31")
         assert len(stub.queries) == 1  # repeated request: zero provider calls
         vault.bars("AAPL", "1d", "2024-01-02", "2024-02-01")

@@ -161,7 +161,8 @@ def write_bars(
         # A quarantined bar is not stored, so it must stay missing (and be re-fetched), whatever
         # the provider vouched for; a bad duplicate of a stored key is not a hole.
         stored = set(good.column("ts").cast(pa.int64()).to_pylist())
-        for ts_us in sorted(set(bad.column("ts").cast(pa.int64()).to_pylist()) - stored):
+        bad_keys = {k for k in bad.column("ts").cast(pa.int64()).to_pylist() if k is not None}
+        for ts_us in sorted(bad_keys - stored):
             end_us = int(bar_ends(np.array([ts_us], dtype=np.int64), timeframe)[0])
             store.clear_coverage(symbol, tf, ts_us, end_us)
     if publish is not None and receipt.rows_written and receipt.first_us is not None and receipt.last_us is not None:

@@ -16,6 +16,7 @@ import enum
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -33,15 +34,14 @@ class ActionKind(enum.StrEnum):
     DIVIDEND = "dividend"
 
 
-ACTIONS_SCHEMA = pa.schema(
-    [
+_ACTION_FIELDS: list[pa.Field[Any]] = [
         pa.field("ex_date", pa.date32(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),
         pa.field("value", pa.float64(), nullable=False),
         pa.field("currency", pa.string()),
         pa.field("provider", pa.string()),
-    ]
-)
+]
+ACTIONS_SCHEMA = pa.schema(_ACTION_FIELDS)
 
 
 @dataclass(frozen=True, order=True)

@@ -14,15 +14,14 @@ import pyarrow as pa
 
 __all__ = ["FLAGS_SCHEMA", "QualityReport", "StoreReceipt", "WriteReceipt", "empty_flags"]
 
-FLAGS_SCHEMA = pa.schema(
-    [
+_FLAG_FIELDS: list[pa.Field[Any]] = [
         pa.field("ts", pa.timestamp("us", tz="UTC")),
         pa.field("row", pa.int64()),
         pa.field("rule", pa.string()),
         pa.field("severity", pa.string()),  # "hard" | "soft"
         pa.field("reason", pa.string()),
-    ]
-)
+]
+FLAGS_SCHEMA = pa.schema(_FLAG_FIELDS)
 
 
 def empty_flags() -> pa.Table:

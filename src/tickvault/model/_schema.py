@@ -8,7 +8,7 @@ between layers; pandas/polars conversion happens at the edges.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,8 @@ OHLCV = ("open", "high", "low", "close", "volume")
 TS_TYPE = pa.timestamp("us", tz="UTC")
 PROVIDER_TYPE = pa.dictionary(pa.int32(), pa.string())
 
-BAR_SCHEMA = pa.schema(
-    [
-        pa.field("ts", TS_TYPE, nullable=False),
+_BAR_FIELDS: list[pa.Field[Any]] = [
+    pa.field("ts", TS_TYPE, nullable=False),
         pa.field("open", pa.float64()),
         pa.field("high", pa.float64()),
         pa.field("low", pa.float64()),
@@ -43,8 +42,8 @@ BAR_SCHEMA = pa.schema(
         pa.field("vwap", pa.float64()),
         pa.field("trade_count", pa.int64()),
         pa.field("provider", PROVIDER_TYPE),
-    ]
-)
+]
+BAR_SCHEMA = pa.schema(_BAR_FIELDS)
 
 _ALIASES = {
     "date": "ts", "datetime": "ts", "time": "ts", "timestamp": "ts", "index": "ts",
@@ -65,7 +64,7 @@ def _to_arrow(frame: Any) -> pa.Table:
         return pa.Table.from_batches([frame])
     if isinstance(frame, pd.DataFrame):
         df = frame
-        if isinstance(df.index, pd.DatetimeIndex) or (df.index.name or "").lower() in _ALIASES:
+        if isinstance(df.index, pd.DatetimeIndex) or str(df.index.name or "").lower() in _ALIASES:
             df = df.reset_index()
             if df.columns[0] == "index":
                 df = df.rename(columns={"index": "ts"})
@@ -110,7 +109,7 @@ def conform_bars(frame: Any, *, provider: str | None = None) -> pa.Table:
         raise SchemaError(
             f"bars are missing required column(s) {', '.join(missing)}; got {', '.join(map(str, table.column_names))}"
         )
-    columns: list[pa.Array | pa.ChunkedArray] = []
+    columns: list[pa.Array[Any] | pa.ChunkedArray[Any]] = []
     n = table.num_rows
     by_target = {v: k for k, v in rename.items()}
     for field in BAR_SCHEMA:
@@ -132,12 +131,12 @@ def conform_bars(frame: Any, *, provider: str | None = None) -> pa.Table:
     return out
 
 
-def _cast(col: pa.ChunkedArray, field: pa.Field, provider: str | None) -> pa.ChunkedArray:
+def _cast(col: pa.ChunkedArray[Any], field: pa.Field[Any], provider: str | None) -> pa.ChunkedArray[Any]:
     if field.name == "ts":
         t = col.type
         if pa.types.is_timestamp(t):
             if t.tz is None:
-                col = pc.assume_timezone(col, "UTC")  # type: ignore[attr-defined]
+                col = cast("pa.ChunkedArray[Any]", pc.assume_timezone(col, "UTC"))
             return col.cast(TS_TYPE)
         if pa.types.is_date(t):
             return col.cast(pa.timestamp("us")).cast(TS_TYPE)  # type: ignore[no-any-return]
@@ -150,7 +149,7 @@ def _cast(col: pa.ChunkedArray, field: pa.Field, provider: str | None) -> pa.Chu
             col = col.cast(pa.string())
         col = col.cast(pa.string())
         if provider is not None:
-            col = pc.fill_null(col, provider)
+            col = pc.fill_null(col, pa.scalar(provider, pa.string()))  # type: ignore[arg-type]
         return col.dictionary_encode().cast(PROVIDER_TYPE)  # type: ignore[no-any-return]
     return col.cast(field.type)
 
@@ -175,4 +174,4 @@ def dedupe_last(table: pa.Table) -> pa.Table:
     sorted_ts = ts[order]
     keep = np.ones(sorted_ts.size, dtype=bool)
     keep[:-1] = sorted_ts[1:] != sorted_ts[:-1]
-    return table.take(pa.array(order[keep]))
+    return table.take(order[keep])

@@ -37,7 +37,7 @@ def to_utc(value: TimeLike) -> pd.Timestamp:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
         raise InvalidRange(f"cannot parse time {value!r}: {exc}") from None
-    if ts is pd.NaT or pd.isna(ts):
+    if pd.isna(ts):
         raise InvalidRange(f"cannot parse time {value!r}")
     if ts.tzinfo is None:
         return ts.tz_localize("UTC")

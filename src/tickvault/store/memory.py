@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -36,7 +36,7 @@ def _rows(table: pa.Table) -> list[tuple[int, _Row]]:
     t = table.cast(BAR_SCHEMA)
     ts = t.column("ts").cast(pa.int64()).to_pylist()
     cols = [t.column(name).to_pylist() for name in BAR_SCHEMA.names[1:]]
-    return [(int(k), tuple(c[i] for c in cols)) for i, k in enumerate(ts)]
+    return [(int(cast(int, k)), tuple(c[i] for c in cols)) for i, k in enumerate(ts)]
 
 
 def _same(a: _Row, b: _Row) -> bool:
