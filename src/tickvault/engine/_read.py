@@ -19,6 +19,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
+
 from tickvault.calendars import TradingCalendar, missing_intervals
 from tickvault.errors import ProviderError, UnsupportedRequest
 from tickvault.model import Instrument, Timeframe, WriteReceipt
@@ -55,13 +57,32 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def plan_missing(store: BarStore, calendar: TradingCalendar, symbol: str, timeframe: Timeframe,
-                 start_us: int, end_us: int, *, now_us: int | None = None) -> list[tuple[int, int]]:
-    """Intervals of expected bars in ``[start_us, end_us)`` that are not covered."""
+                 start_us: int, end_us: int, *, now_us: int | None = None,
+                 coalesce: bool = True) -> list[tuple[int, int]]:
+    """Intervals of expected bars in ``[start_us, end_us)`` that are not covered.
+
+    With ``coalesce`` (the default), runs separated only by non-trading time (a night, a
+    weekend, a holiday) are merged, so a request spanning weekends is one provider call,
+    not one per week. Runs separated by covered bars stay apart: those are never refetched.
+    """
     now = now_us if now_us is not None else time.time_ns() // 1000
     end = min(end_us, now)
     if end <= start_us:
         return []
-    return missing_intervals(store.coverage(symbol, str(timeframe)), calendar, str(timeframe), start_us, end)
+    runs = missing_intervals(store.coverage(symbol, str(timeframe)), calendar, str(timeframe), start_us, end)
+    if not coalesce or len(runs) < 2:
+        return runs
+    expected, _ = calendar.bar_bounds(str(timeframe), runs[0][0], runs[-1][1])
+    gaps_from = np.array([r[1] for r in runs[:-1]], dtype=np.int64)
+    gaps_to = np.array([r[0] for r in runs[1:]], dtype=np.int64)
+    between = np.searchsorted(expected, gaps_to, "left") - np.searchsorted(expected, gaps_from, "left")
+    merged = [runs[0]]
+    for run, n in zip(runs[1:], between.tolist(), strict=True):
+        if n == 0:
+            merged[-1] = (merged[-1][0], run[1])
+        else:
+            merged.append(run)
+    return merged
 
 
 @dataclass

@@ -267,7 +267,7 @@ class Vault:
             outcome = self._fetcher.fetch(inst, tf, todo)
             if refresh and outcome.receipts:
                 return
-        left = plan_missing(self._store, cal, sym, tf, start_us, end_us)
+        left = plan_missing(self._store, cal, sym, tf, start_us, end_us, coalesce=False)
         if left:
             why = "; ".join(str(e) for e in outcome.errors[:3]) if outcome and outcome.errors else (
                 "no provider configured" if not self._fetcher.providers else "providers returned nothing for it")
@@ -341,7 +341,8 @@ class Vault:
         sym = validate_symbol(symbol)
         tf = Timeframe.parse(timeframe)
         rng = TimeRange.of(start, end)
-        todo = plan_missing(self._store, self.calendar(sym), sym, tf, ts_to_us(rng.start), ts_to_us(rng.end))
+        todo = plan_missing(self._store, self.calendar(sym), sym, tf, ts_to_us(rng.start), ts_to_us(rng.end),
+                            coalesce=False)
         return [(us_to_ts(a), us_to_ts(b)) for a, b in todo]
 
     # -- corporate actions --------------------------------------------------------------
@@ -403,7 +404,7 @@ class Vault:
             if info.first_us is not None and info.last_us is not None:
                 tf = Timeframe.parse(info.timeframe)
                 holes = plan_missing(self._store, self.calendar(info.symbol), info.symbol, tf,
-                                     info.first_us, info.last_us + 1)
+                                     info.first_us, info.last_us + 1, coalesce=False)
             report = self._store.latest_report(info.symbol, info.timeframe)
             q = self._store.quarantined(info.symbol, info.timeframe).num_rows
             out.append(SeriesStatus(
