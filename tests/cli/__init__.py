@@ -1,0 +1,1 @@
+"""Command-line tests (a package so the test modules can share ``_util``)."""
