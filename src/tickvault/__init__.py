@@ -130,8 +130,15 @@ def open(
     from tickvault._wiring import build_store, default_providers
     from tickvault.engine import Vault
 
+    from pydantic import ValidationError
+
     memory = path == ":memory:"
-    base = settings if settings is not None else Settings(**overrides)
+    try:
+        base = settings if settings is not None else Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise errors.ConfigError(f"invalid setting {where}: {first.get('msg', 'invalid value')}") from None
     if path is not None and not memory:
         base = base.replace(home=Path(path).expanduser())
     store = build_store(base, memory=memory)

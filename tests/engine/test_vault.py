@@ -187,3 +187,16 @@ def test_read_through_fails_over_and_reports_provider_errors() -> None:
     with tickvault.open(":memory:", providers=[CountingProvider("down", fail=True)]) as vault, \
             pytest.raises(MissingData, match="stub is down|down"):
         vault.bars("AAPL", "1d", "2024-01-02", "2024-01-05")
+
+
+def test_refetching_a_bad_bar_does_not_duplicate_the_quarantine(vault: Vault) -> None:
+    df = daily("2024-01-02", "2024-01-12")
+    df.iloc[3, df.columns.get_loc("high")] = 1.0
+    vault.write("AAPL", "1d", df)
+    vault.write("AAPL", "1d", df.iloc[[3]])
+    assert len(vault.quarantine("AAPL", "1d")) == 1
+
+
+def test_invalid_settings_raise_config_error(tmp_path: object) -> None:
+    with pytest.raises(tickvault.errors.ConfigError, match="lock_timeout"):
+        tickvault.open(":memory:", lock_timeout="soon")

@@ -146,12 +146,9 @@ def demo_cmd(
             task = progress.add_task("simulating", total=len(plan))
             for item in plan:
                 progress.update(task, description=f"{item.symbol} {item.timeframe} ({item.label})")
-                # A series never fetched is asked for in one request (the planner would split it at
-                # every night and weekend: one provider call per session); a series an earlier run
-                # stored goes through the planner, which fetches only what the ledger lacks.
-                first_time = not vault.coverage(item.symbol, item.timeframe)
-                outcome = vault.fetch(item.symbol, item.timeframe, item.start.isoformat(), item.end.isoformat(),
-                                      refresh=first_time)
+                # The planner fetches only what the ledger lacks (one request for a new series; nothing
+                # on a re-run).
+                outcome = vault.fetch(item.symbol, item.timeframe, item.start.isoformat(), item.end.isoformat())
                 if outcome.errors and not outcome.receipts:
                     raise outcome.errors[0]
                 received += sum(r.rows_in for r in outcome.receipts)

@@ -73,6 +73,20 @@ def _quarantine_rows(bad: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=QUARANTINE_SCHEMA)
 
 
+_IDENTITY = ("ts", "open", "high", "low", "close", "volume", "rule")
+
+
+def _not_yet_quarantined(store: BarStore, symbol: str, tf: str, bad: pa.Table) -> pa.Table:
+    """Drop rows identical to ones already quarantined (re-fetching a bad bar adds nothing)."""
+    held = store.quarantined(symbol, tf)
+    if held.num_rows == 0:
+        return bad
+    seen = set(zip(*(held.column(c).to_pylist() for c in _IDENTITY), strict=True))
+    keys = list(zip(*(bad.column(c).to_pylist() for c in _IDENTITY), strict=True))
+    keep = [k not in seen for k in keys]
+    return bad.filter(pa.array(keep, pa.bool_()))
+
+
 def write_bars(
     store: BarStore,
     symbol: str,
@@ -141,7 +155,9 @@ def write_bars(
     good = dedupe_last(good)
     receipt = store.write(symbol, tf, good)
     if bad.num_rows:
-        store.quarantine(symbol, tf, _quarantine_rows(bad))
+        fresh = _not_yet_quarantined(store, symbol, tf, bad)
+        if fresh.num_rows:
+            store.quarantine(symbol, tf, _quarantine_rows(fresh))
     if rows_in:
         store.save_report(report)
     marks: list[CoverageInterval] = []
