@@ -24,11 +24,13 @@ __all__ = ["ImportResult", "import_file", "merge_receipts"]
 class ImportResult:
     """What an import did: the combined receipt plus what the reader detected."""
 
-    def __init__(self, receipt: WriteReceipt, layout: str, actions: int, skipped_rows: int) -> None:
+    def __init__(self, receipt: WriteReceipt, layout: str, actions: int, skipped_rows: int,
+                 warnings: tuple[str, ...] = ()) -> None:
         self.receipt = receipt
         self.layout = layout
         self.actions = actions
         self.skipped_rows = skipped_rows
+        self.warnings = warnings
 
     def __repr__(self) -> str:
         return f"ImportResult({self.receipt}, layout={self.layout!r}, actions={self.actions})"
@@ -116,5 +118,5 @@ def import_file(
                 if progress is not None:
                     progress(table.num_rows)
     n_actions = add_actions(sym, list(imp.actions)) if imp.actions else 0
-    return ImportResult(merge_receipts(sym, str(tf), receipts), imp.layout, n_actions,
-                        int(getattr(imp, "skipped_rows", 0)))
+    return ImportResult(merge_receipts(sym, str(tf), receipts), imp.layout, n_actions, imp.skipped_rows,
+                        tuple(imp.warnings))
