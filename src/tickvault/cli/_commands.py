@@ -88,6 +88,9 @@ def _print_imports(console: Any, done: list[tuple[Path, tickvault.ImportResult]]
     if skipped:
         console.print(Text("skipped: rows the reader dropped on purpose (no timestamp, action-only rows).",
                            style="dim"))
+    for path, res in done:
+        for warning in res.warnings:
+            console.print(Text(f"warning: {path.name}: {warning}", style="yellow"))
     held = [res.receipt for _, res in done if res.receipt.rows_quarantined]
     if held:
         console.print(Text("Quarantined rows failed a hard quality rule and were not stored; see them with "
