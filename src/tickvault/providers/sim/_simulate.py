@@ -307,6 +307,11 @@ def _finish(prof: Profile, keys: _Keys, ctr: np.ndarray, start: np.ndarray, end:
     noise = np.exp(0.5 * normals(keyed(ctr, keys.volume)) - 0.125)
     vol = np.maximum(np.rint(volume * noise * vscale) / vscale, 1.0 / vscale)
     vwap = lw + (h - lw) * (0.25 + 0.5 * uniforms(keyed(ctr, keys.vwap)))
+    # Vendors deliver vwap to a few decimals (Polygon, Alpaca: 4 for equities); two more than
+    # the price tick keeps it realistic. Rounding is monotone and low/high lie on the grid,
+    # so the result stays inside [low, high].
+    vscale_px = 10.0 ** max(4, prof.decimals + 2)
+    vwap = np.clip(np.rint(vwap * vscale_px) / vscale_px, lw, h)
     if prof.asset_class == AssetClass.FX:
         trades = vol.astype(np.int64)  # FX volume is a tick count
     else:

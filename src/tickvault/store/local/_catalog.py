@@ -1,0 +1,400 @@
+"""The transactional catalog of the embedded store: one SQLite database in WAL mode.
+
+It holds the *segment manifest* (which Parquet files make up each series; a file exists
+for readers only once its row is committed here), per-series statistics, the coverage
+ledger, corporate actions, instruments, quality reports and quarantined rows.
+
+WAL mode lets readers in any process run while one writer commits, and
+``synchronous=FULL`` makes every commit durable before it returns. Each thread gets its
+own connection (a connection must not be shared by concurrent transactions). Every
+value reaches SQL as a bound parameter, never by string formatting.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickvault.errors import StorageError, StoreLocked
+from tickvault.store.local._layout import SeriesKey
+
+__all__ = ["Catalog", "NewSegment", "Segment", "SeriesRow", "now_us"]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    rel_dir TEXT NOT NULL UNIQUE,
+    rows INTEGER NOT NULL DEFAULT 0,
+    first_us INTEGER,
+    last_us INTEGER,
+    last_write_us INTEGER,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (symbol, timeframe)
+);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    series_id INTEGER NOT NULL REFERENCES series(id),
+    period TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    rows INTEGER NOT NULL,
+    min_us INTEGER NOT NULL,
+    max_us INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    crc32 INTEGER NOT NULL,
+    created_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_by_series ON segments (series_id, max_us);
+CREATE TABLE IF NOT EXISTS coverage (
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    provider TEXT,
+    updated_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS coverage_by_series ON coverage (symbol, timeframe, start_us);
+CREATE TABLE IF NOT EXISTS actions (
+    symbol TEXT NOT NULL,
+    ex_date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value REAL NOT NULL,
+    currency TEXT,
+    provider TEXT,
+    PRIMARY KEY (symbol, ex_date, kind)
+);
+CREATE TABLE IF NOT EXISTS instruments (symbol TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (symbol, timeframe)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    created_us INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_by_series ON quarantine (symbol, timeframe, id);
+CREATE TABLE IF NOT EXISTS damaged (
+    id INTEGER PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    original TEXT NOT NULL,
+    moved_to TEXT,
+    problem TEXT NOT NULL,
+    min_us INTEGER NOT NULL,
+    max_us INTEGER NOT NULL,
+    at_us INTEGER NOT NULL
+);
+"""
+
+_SEGMENT_COLS = "id, series_id, period, seq, path, rows, min_us, max_us, bytes, crc32"
+_SERIES_COLS = "id, symbol, timeframe, rel_dir, rows, first_us, last_us, last_write_us, next_seq"
+
+
+def now_us() -> int:
+    """Wall-clock time in epoch microseconds."""
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One published Parquet file of a series (a manifest row)."""
+
+    id: int
+    series_id: int
+    period: str
+    seq: int
+    path: str
+    rows: int
+    min_us: int
+    max_us: int
+    bytes: int
+    crc32: int
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    """A file about to be committed to the manifest."""
+
+    period: str
+    seq: int
+    path: str
+    rows: int
+    min_us: int
+    max_us: int
+    bytes: int
+    crc32: int
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """Statistics row of one series."""
+
+    id: int
+    symbol: str
+    timeframe: str
+    rel_dir: str
+    rows: int
+    first_us: int | None
+    last_us: int | None
+    last_write_us: int | None
+    next_seq: int
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Catalog:
+    """Thread-safe access to the SQLite catalog (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The database file.
+    timeout
+        Seconds to wait for another writer's transaction before :class:`StoreLocked`.
+    durable
+        ``synchronous=FULL`` when true, ``NORMAL`` (survives process crashes only) when false.
+    """
+
+    def __init__(self, path: Path, *, timeout: float, durable: bool) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._sync = "FULL" if durable else "NORMAL"
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._closed = False
+        self._known: set[SeriesKey] = set()
+        conn = self.conn()
+        try:
+            # Both checks are reads, so an ordinary open writes (and fsyncs) nothing.
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            if not self._has_schema(conn):
+                with self.write() as c:
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            c.execute(stmt)
+                    c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                              (SCHEMA_VERSION,))
+        except sqlite3.Error as exc:
+            self.close()
+            raise StorageError(f"cannot open the catalog: {exc}", path=str(path)) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _has_schema(conn: sqlite3.Connection) -> bool:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        if row is None:
+            return False
+        if row[0] != SCHEMA_VERSION:
+            raise StorageError(f"catalog schema version {row[0]} is not supported (expected {SCHEMA_VERSION})")
+        return True
+
+    # -- connections and transactions ----------------------------------------------------
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        with self._guard:
+            if self._closed:
+                raise StorageError("the store is closed", path=str(self._path))
+            try:
+                conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA synchronous={self._sync}")
+                conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot open the catalog: {exc}", path=str(self._path)) from exc
+            self._conns.append(conn)
+        self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self, before_commit: Callable[[], None] | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``); commit is the publication point."""
+        conn = self.conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreLocked("the catalog is locked by another writer", path=str(self._path),
+                                  waited_s=self._timeout) from exc
+            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+        try:
+            yield conn
+            if before_commit is not None:
+                before_commit()
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot (WAL readers never wait for writers)."""
+        conn = self.conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+
+    def close(self) -> None:
+        """Close every connection (idempotent)."""
+        with self._guard:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    # -- series and manifest ---------------------------------------------------------------
+    @staticmethod
+    def series_row(conn: sqlite3.Connection, key: SeriesKey) -> SeriesRow | None:
+        """The statistics row of ``key``, if the series was ever created."""
+        row = conn.execute(f"SELECT {_SERIES_COLS} FROM series WHERE symbol = ? AND timeframe = ?",
+                           (key.symbol, key.timeframe)).fetchone()
+        return SeriesRow(*row) if row else None
+
+    def ensure_series(self, key: SeriesKey) -> None:
+        """Create the series row (in its own committed transaction) if it is missing.
+
+        Creating it *before* any file is written means every series folder on disk has a
+        row, so open-time cleanup can tell orphans from data even after a crash. Series
+        rows are never deleted, so a key seen once is remembered for the process.
+        """
+        if key in self._known:
+            return
+        row = self.conn().execute("SELECT id FROM series WHERE symbol = ? AND timeframe = ?",
+                                  (key.symbol, key.timeframe)).fetchone()
+        if row is None:
+            with self.write() as conn:
+                conn.execute("INSERT OR IGNORE INTO series (symbol, timeframe, rel_dir) VALUES (?, ?, ?)",
+                             (key.symbol, key.timeframe, key.rel_dir))
+        self._known.add(key)
+
+    def listing(self, key: SeriesKey, lo: int | None, hi: int | None) -> tuple[SeriesRow | None, list[Segment]]:
+        """The series row and its segments overlapping ``[lo, hi)``, in publication order.
+
+        One statement (a consistent snapshot on its own), because this runs on every read.
+        """
+        cond = ""
+        args: list[object] = []
+        if lo is not None:
+            cond += " AND g.max_us >= ?"
+            args.append(lo)
+        if hi is not None:
+            cond += " AND g.min_us < ?"
+            args.append(hi)
+        cols = ", ".join("s." + c.strip() for c in _SERIES_COLS.split(",")) + ", " + ", ".join(
+            "g." + c.strip() for c in _SEGMENT_COLS.split(","))
+        sql = (f"SELECT {cols} FROM series s LEFT JOIN segments g ON g.series_id = s.id{cond} "
+               "WHERE s.symbol = ? AND s.timeframe = ? ORDER BY g.seq")
+        try:
+            rows = self.conn().execute(sql, [*args, key.symbol, key.timeframe]).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+        if not rows:
+            return None, []
+        n = len(_SERIES_COLS.split(","))
+        series = SeriesRow(*rows[0][:n])
+        return series, [Segment(*r[n:]) for r in rows if r[n] is not None]
+
+    @staticmethod
+    def segments(conn: sqlite3.Connection, series_id: int, lo: int | None = None,
+                 hi: int | None = None) -> list[Segment]:
+        """Manifest rows of a series overlapping ``[lo, hi)``, in publication order."""
+        sql = f"SELECT {_SEGMENT_COLS} FROM segments WHERE series_id = ?"
+        args: list[int] = [series_id]
+        if lo is not None:
+            sql += " AND max_us >= ?"
+            args.append(lo)
+        if hi is not None:
+            sql += " AND min_us < ?"
+            args.append(hi)
+        return [Segment(*r) for r in conn.execute(sql + " ORDER BY seq", args)]
+
+    @staticmethod
+    def all_series(conn: sqlite3.Connection) -> list[SeriesRow]:
+        """Every series row, sorted by (symbol, timeframe)."""
+        return [SeriesRow(*r) for r in conn.execute(f"SELECT {_SERIES_COLS} FROM series ORDER BY symbol, timeframe")]
+
+    @staticmethod
+    def apply_manifest(conn: sqlite3.Connection, series: SeriesRow, *, add: Sequence[NewSegment],
+                       remove: Sequence[int], rows: int, touched: bool) -> None:
+        """Swap manifest rows and refresh the series statistics (inside a write txn).
+
+        ``rows`` is the new exact row count; ``touched`` updates ``last_write_us``.
+        """
+        if remove:
+            conn.executemany("DELETE FROM segments WHERE id = ?", [(i,) for i in remove])
+        created = now_us()
+        conn.executemany(
+            "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
+             for s in add],
+        )
+        next_seq = max([series.next_seq - 1, *[s.seq for s in add]]) + 1
+        bounds = conn.execute("SELECT MIN(min_us), MAX(max_us) FROM segments WHERE series_id = ?",
+                              (series.id,)).fetchone()
+        conn.execute(
+            "UPDATE series SET rows = ?, first_us = ?, last_us = ?, next_seq = ?, "
+            "last_write_us = CASE WHEN ? THEN ? ELSE last_write_us END WHERE id = ?",
+            (rows, bounds[0], bounds[1], next_seq, 1 if touched else 0, created, series.id),
+        )
+
+    @staticmethod
+    def all_segments(conn: sqlite3.Connection) -> list[tuple[Segment, str, str]]:
+        """Every manifest row with its series' symbol and timeframe."""
+        sql = (f"SELECT {', '.join('g.' + c.strip() for c in _SEGMENT_COLS.split(','))}, s.symbol, s.timeframe "
+               "FROM segments g JOIN series s ON s.id = g.series_id ORDER BY g.id")
+        return [(Segment(*r[:10]), r[10], r[11]) for r in conn.execute(sql)]
+
+    @staticmethod
+    def record_damage(conn: sqlite3.Connection, symbol: str, timeframe: str, original: str, moved_to: str | None,
+                      problem: str, min_us: int, max_us: int) -> None:
+        """Keep a trace of a file set aside by verify()."""
+        conn.execute(
+            "INSERT INTO damaged (symbol, timeframe, original, moved_to, problem, min_us, max_us, at_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (symbol, timeframe, original, moved_to, problem, min_us, max_us, now_us()),
+        )

@@ -1,0 +1,206 @@
+"""Shared machinery of the embedded store: snapshot reads, manifest commits, compaction.
+
+Reading a series is: list its segments in one catalog snapshot, load those files,
+merge. A file can disappear between the listing and the open only because a writer in
+some process committed a manifest without it (compaction, delete, verify) and then
+removed it, so the reader simply lists again; a file that is *still* listed but missing
+is real damage (:class:`~tickvault.errors.CorruptData`). Readers therefore never wait
+for writers and never see a half-published state.
+
+Writers hold the series lock, publish new files, then swap manifest rows in one
+transaction (the publication point) and only then delete files that left the manifest.
+A crash anywhere leaves either the old or the new manifest; leftover files are orphans
+removed on the next open.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import pyarrow as pa
+
+from tickvault.errors import CorruptData, StorageError
+from tickvault.model import BAR_SCHEMA
+from tickvault.store.local._catalog import Catalog, NewSegment, Segment, SeriesRow
+from tickvault.store.local._fs import FileSystem
+from tickvault.store.local._layout import Layout, SeriesKey
+from tickvault.store.local._locks import SeriesLock
+from tickvault.store.local._reader import SegmentReader, merge_segments, slice_range
+from tickvault.store.local._session import Session
+from tickvault.store.local._writer import publish_rows, run_parallel
+
+__all__ = ["Core", "compaction_plan"]
+
+_RETRIES = 64
+_T = TypeVar("_T")
+
+
+def compaction_plan(segs: Sequence[Segment], threshold: int) -> list[Segment] | None:
+    """Which files of one partition to merge, or ``None`` while it has few enough.
+
+    Tiered: while the deltas are small next to the base file, merge only the deltas
+    (cheap, the base is not rewritten); once they reach a quarter of it, merge all.
+    """
+    if len(segs) <= threshold:
+        return None
+    ordered = sorted(segs, key=lambda s: s.seq)
+    base, deltas = ordered[0], ordered[1:]
+    if sum(d.rows for d in deltas) * 4 < base.rows:
+        return deltas
+    return ordered
+
+
+class Core:
+    """Paths, file system, catalog, reader and locks of one open store."""
+
+    def __init__(self, root: Path, *, lock_timeout: float, durable: bool, cache_bytes: int,
+                 compact_threshold: int, fs: FileSystem | None) -> None:
+        self.layout = Layout(root)
+        self.fs = fs if fs is not None else FileSystem(durable=durable)
+        self.lock_timeout = lock_timeout
+        self.compact_threshold = compact_threshold
+        try:
+            self.fs.makedirs(root)
+        except OSError as exc:
+            raise StorageError(f"cannot create the store folder: {exc}", path=str(root)) from exc
+        self.catalog = Catalog(self.layout.catalog, timeout=lock_timeout, durable=durable)
+        self.reader = SegmentReader(self.layout, self.fs, cache_bytes)
+        self.session = Session(self.layout.sessions, self.fs)
+
+    # -- locks and listings ---------------------------------------------------------------
+    def lock(self, key: SeriesKey, timeout: float | None = None) -> SeriesLock:
+        """The writer lock of a series (not yet acquired)."""
+        return SeriesLock(self.layout.abs(key.lock_rel), self.lock_timeout if timeout is None else timeout,
+                          symbol=key.symbol, timeframe=key.timeframe)
+
+    def listing(self, key: SeriesKey, lo: int | None = None,
+                hi: int | None = None) -> tuple[SeriesRow | None, list[Segment]]:
+        """The series row and its segments overlapping ``[lo, hi)``, in one snapshot."""
+        return self.catalog.listing(key, lo, hi)
+
+    # -- reading ------------------------------------------------------------------------
+    def load(self, segs: Sequence[Segment], columns: Sequence[str] | None = None) -> list[tuple[Segment, pa.Table]]:
+        """Decode ``segs`` (in parallel when there are several)."""
+        tables = run_parallel([lambda s=s: self._load_one(s, columns) for s in segs],  # type: ignore[misc]
+                              sum(s.rows for s in segs))
+        return list(zip(segs, tables, strict=True))
+
+    def _load_one(self, seg: Segment, columns: Sequence[str] | None) -> pa.Table:
+        try:
+            return self.reader.load(seg, columns)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "segment file is gone", seg.path) from None
+
+    def snapshot(self, key: SeriesKey, lo: int | None, hi: int | None,
+                 use: Callable[[list[Segment]], _T]) -> _T:
+        """Call ``use`` with one consistent listing, listing again if a file vanished.
+
+        A file vanishes only when a writer committed a manifest without it (compaction,
+        delete, verify) and removed it; a file *still listed* after a fresh listing is
+        really missing, which is damage, not a race.
+        """
+        gone: str | None = None
+        for _ in range(_RETRIES):
+            _, segs = self.listing(key, lo, hi)
+            if gone is not None and any(s.path == gone for s in segs):
+                raise CorruptData("a file listed in the manifest is missing",
+                                  path=str(self.layout.abs(gone)), symbol=key.symbol, timeframe=key.timeframe)
+            try:
+                return use(segs)
+            except FileNotFoundError as exc:
+                gone = str(exc.filename)
+        raise StorageError("the series kept changing while it was read", symbol=key.symbol, timeframe=key.timeframe)
+
+    def read(self, key: SeriesKey, lo: int | None, hi: int | None,
+             columns: Sequence[str] | None = None) -> pa.Table:
+        """Rows of ``key`` in ``[lo, hi)`` from one consistent manifest snapshot."""
+        def use(segs: list[Segment]) -> pa.Table:
+            if not segs:
+                table = BAR_SCHEMA.empty_table()
+            else:
+                table = slice_range(merge_segments(self.load(segs, columns)), lo, hi)
+            return table if columns is None else table.select(list(columns))
+
+        return self.snapshot(key, lo, hi, use)
+
+    def latest(self, key: SeriesKey, n: int) -> pa.Table:
+        """The last ``n`` rows, loading only the newest partitions needed."""
+        def use(segs: list[Segment]) -> pa.Table:
+            by_period: dict[str, list[Segment]] = {}
+            for s in segs:
+                by_period.setdefault(s.period, []).append(s)
+            parts: list[pa.Table] = []
+            have = 0
+            for group in sorted(by_period.values(), key=lambda g: max(s.max_us for s in g), reverse=True):
+                part = merge_segments(self.load(group))
+                parts.insert(0, part)
+                have += part.num_rows
+                if have >= n:
+                    break
+            if not parts:
+                return BAR_SCHEMA.empty_table()
+            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            return table.slice(max(0, table.num_rows - n))
+
+        return self.snapshot(key, None, None, use)
+
+    # -- committing -----------------------------------------------------------------------
+    def commit(self, key: SeriesKey, series: SeriesRow, *, add: Sequence[NewSegment], remove: Sequence[Segment],
+               rows: int, touched: bool) -> SeriesRow:
+        """Swap manifest rows in one transaction, then delete the files that left it."""
+        with self.catalog.write(before_commit=lambda: self.fs.point("before_commit")) as conn:
+            Catalog.apply_manifest(conn, series, add=add, remove=[s.id for s in remove], rows=rows, touched=touched)
+            fresh = Catalog.series_row(conn, key)
+        self.fs.point("after_commit")
+        self.discard(remove)
+        assert fresh is not None
+        return fresh
+
+    def discard(self, segs: Sequence[Segment]) -> None:
+        """Delete files no longer in the manifest (readers that listed them re-list)."""
+        self.reader.forget([s.path for s in segs])
+        parents = set()
+        for s in segs:
+            path = self.layout.abs(s.path)
+            self.fs.unlink(path)
+            parents.add(path.parent)
+        for parent in parents:
+            self.fs.rmdir_if_empty(parent)
+
+    # -- compaction -----------------------------------------------------------------------
+    def compact_files(self, key: SeriesKey, series: SeriesRow, segs: Sequence[Segment]) -> SeriesRow:
+        """Merge ``segs`` (one partition, caller holds the lock) into a single file."""
+        merged = merge_segments(self.load(segs))
+        self.session.ensure()
+        new = publish_rows(self.layout, self.fs, key, merged, series.next_seq) if merged.num_rows else []
+        return self.commit(key, series, add=new, remove=segs, rows=series.rows, touched=False)
+
+    def compact_series(self, key: SeriesKey, *, full: bool) -> bool:
+        """Take the series lock and compact it (see :meth:`compact_locked`)."""
+        with self.lock(key):
+            return self.compact_locked(key, full=full)
+
+    def compact_locked(self, key: SeriesKey, *, full: bool, periods: set[str] | None = None) -> bool:
+        """Compact the partitions of one series that need it; return whether any did.
+
+        The caller holds the series lock. ``full`` merges every partition with more than
+        one file (``compact()``); otherwise only partitions past the threshold are
+        merged, with the tiered plan. ``periods`` restricts which partitions are looked at.
+        """
+        done = False
+        series, segs = self.listing(key)
+        if series is None:
+            return False
+        by_period: dict[str, list[Segment]] = {}
+        for s in segs:
+            if periods is None or s.period in periods:
+                by_period.setdefault(s.period, []).append(s)
+        for group in by_period.values():
+            chosen = (group if len(group) > 1 else None) if full else compaction_plan(group, self.compact_threshold)
+            if chosen:
+                series = self.compact_files(key, series, chosen)
+                done = True
+        return done

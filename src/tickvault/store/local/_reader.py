@@ -1,0 +1,206 @@
+"""Loading published segment files and merging them into one sorted, unique series.
+
+Files are immutable once published (a new version is always a new file name), so the
+decoded tables and parsed footers are cached in-process by path with no invalidation
+problem: the manifest decides *which* files make up a series, the cache only saves
+decoding them again. The cache is bounded in bytes (LRU).
+
+Merging follows publication order inside each period partition: a later file's row
+replaces an earlier one with the same ``ts``. When the files of a partition do not
+overlap in time (the common case: a base file plus appended deltas) they are simply
+concatenated; otherwise a stable sort keeps the last version of each key.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tickvault.errors import CorruptData
+from tickvault.model import BAR_SCHEMA, dedupe_last
+from tickvault.store.local._catalog import Segment
+from tickvault.store.local._codec import decode
+from tickvault.store.local._fs import FileSystem
+from tickvault.store.local._layout import Layout
+
+__all__ = ["SegmentReader", "merge_segments", "slice_range", "ts_array"]
+
+_FOOTERS = 8192
+
+
+def ts_array(table: pa.Table) -> np.ndarray:
+    """The ``ts`` column as int64 epoch microseconds (numpy)."""
+    col = table.column("ts")
+    if col.num_chunks == 1:
+        return np.asarray(col.chunk(0).view(pa.int64()).to_numpy(zero_copy_only=False))  # type: ignore[attr-defined]
+    return np.asarray(col.cast(pa.int64()).to_numpy())
+
+
+def slice_range(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
+    """Rows of a sorted table with ``lo <= ts < hi`` (zero-copy slice)."""
+    if table.num_rows == 0 or (lo is None and hi is None):
+        return table
+    ts = ts_array(table)
+    a = 0 if lo is None else int(np.searchsorted(ts, lo, side="left"))
+    b = ts.size if hi is None else int(np.searchsorted(ts, hi, side="left"))
+    if a == 0 and b == ts.size:
+        return table
+    return table.slice(a, max(0, b - a))
+
+
+def _concat(tables: Sequence[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables)
+
+
+def merge_segments(loaded: Sequence[tuple[Segment, pa.Table]]) -> pa.Table:
+    """Merge loaded segments (any order) into one sorted table with unique keys.
+
+    Within a period partition later ``seq`` wins; partitions never overlap in time.
+    """
+    if not loaded:
+        return BAR_SCHEMA.empty_table()
+    groups: dict[str, list[tuple[Segment, pa.Table]]] = {}
+    for seg, table in loaded:
+        groups.setdefault(seg.period, []).append((seg, table))
+    parts: list[tuple[int, pa.Table]] = []
+    for items in groups.values():
+        items.sort(key=lambda st: st[0].seq)
+        by_time = sorted(items, key=lambda st: st[0].min_us)
+        disjoint = all(by_time[i][0].min_us > by_time[i - 1][0].max_us for i in range(1, len(by_time)))
+        if disjoint:
+            merged = _concat([t for _, t in by_time])
+        else:
+            # Publication order, then a stable sort: the last version of each key wins.
+            stacked = pa.concat_tables([t for _, t in items]).unify_dictionaries().combine_chunks()
+            merged = dedupe_last(stacked)
+        parts.append((by_time[0][0].min_us, merged))
+    parts.sort(key=lambda p: p[0])
+    return _concat([t for _, t in parts])
+
+
+class SegmentReader:
+    """Loads segment files with footer and decoded-table caches (see the module docstring).
+
+    Parameters
+    ----------
+    layout
+        Paths of the store.
+    fs
+        File-system layer used to open files.
+    cache_bytes
+        Budget of the decoded-table cache; ``0`` disables it.
+    """
+
+    def __init__(self, layout: Layout, fs: FileSystem, cache_bytes: int) -> None:
+        self._layout = layout
+        self._fs = fs
+        self._budget = cache_bytes
+        self._lock = threading.Lock()
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+        self._used = 0
+        self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+
+    def load(self, seg: Segment, columns: Sequence[str] | None = None) -> pa.Table:
+        """The decoded rows of one segment (``ts`` plus ``columns``, or all columns).
+
+        The whole file is read into memory and its CRC32 compared with the manifest
+        before a single byte reaches the Parquet decoder: a damaged file becomes a
+        :class:`~tickvault.errors.CorruptData`, never a wrong value or a decoder abort.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file is gone (the caller re-lists the manifest: it was compacted away).
+        CorruptData
+            If the file is damaged or disagrees with its manifest row.
+        """
+        with self._lock:
+            hit = self._tables.get(seg.path)
+            if hit is not None:
+                self._tables.move_to_end(seg.path)
+        if hit is not None:
+            return hit if columns is None else hit.select(["ts", *[c for c in columns if c != "ts"]])
+        path = self._layout.abs(seg.path)
+        buf, problem = self._read_checked(seg)
+        if problem is not None:
+            raise CorruptData(f"stored file is damaged: {problem}", path=str(path))
+        try:
+            table = decode(pa.BufferReader(buf), self._footer(seg, buf), columns)
+        except (pa.ArrowException, OSError, ValueError, KeyError, IndexError) as exc:
+            raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
+        if table.num_rows != seg.rows:
+            raise CorruptData(f"stored file has {table.num_rows} rows, the manifest says {seg.rows}",
+                              path=str(path))
+        if columns is None:
+            self._remember(seg.path, table)
+        return table
+
+    def _read_checked(self, seg: Segment) -> tuple[pa.Buffer, str | None]:
+        """The file's bytes and what is wrong with them (``None``: size and CRC match)."""
+        with self._fs.open_read(self._layout.abs(seg.path)) as handle:
+            buf = handle.read_buffer()
+        if buf.size != seg.bytes:
+            return buf, f"size {buf.size} != {seg.bytes} recorded at publish time"
+        if zlib.crc32(memoryview(buf)) != seg.crc32:
+            return buf, "checksum mismatch"
+        return buf, None
+
+    def _footer(self, seg: Segment, buf: pa.Buffer) -> pq.FileMetaData:
+        with self._lock:
+            md = self._footers.get(seg.path)
+        if md is None:
+            md = pq.read_metadata(pa.BufferReader(buf))
+            with self._lock:
+                self._footers[seg.path] = md
+                while len(self._footers) > _FOOTERS:
+                    self._footers.popitem(last=False)
+        return md
+
+    def _remember(self, path: str, table: pa.Table) -> None:
+        size = table.nbytes
+        if size > self._budget // 4:
+            return
+        with self._lock:
+            if path in self._tables:
+                return
+            self._tables[path] = table
+            self._used += size
+            while self._used > self._budget and self._tables:
+                _, old = self._tables.popitem(last=False)
+                self._used -= old.nbytes
+
+    def forget(self, paths: Sequence[str]) -> None:
+        """Drop cached entries of files that left the manifest."""
+        with self._lock:
+            for p in paths:
+                old = self._tables.pop(p, None)
+                if old is not None:
+                    self._used -= old.nbytes
+                self._footers.pop(p, None)
+
+    def check(self, seg: Segment) -> str | None:
+        """Verify one file completely; return the problem, or ``None`` if it is sound."""
+        try:
+            buf, problem = self._read_checked(seg)
+        except FileNotFoundError:
+            return "missing"
+        except OSError as exc:
+            return f"unreadable: {exc}"
+        if problem is not None:
+            return problem
+        try:
+            md = pq.read_metadata(pa.BufferReader(buf))
+            table = decode(pa.BufferReader(buf), md)
+        except (pa.ArrowException, OSError, ValueError, KeyError, IndexError) as exc:
+            return f"cannot decode: {exc}"
+        if table.num_rows != seg.rows:
+            return f"{table.num_rows} rows != {seg.rows} recorded at publish time"
+        return None

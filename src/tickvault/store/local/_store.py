@@ -1,0 +1,399 @@
+"""``LocalStore``: the embedded :class:`~tickvault.store.base.BarStore` (one folder, no server).
+
+Bars live in Parquet files partitioned by timeframe / symbol / period, written once and
+never modified; a SQLite catalog lists which files make up each series. A write
+publishes new files for the new and changed rows only, then commits their manifest rows
+in one transaction: that commit is the instant the write becomes visible and durable.
+Small appends therefore create small delta files, which the write that crosses the
+compaction threshold (or :meth:`LocalStore.compact`) merges, so reads stay a few files
+per partition.
+See ``docs/store.md`` for the layout, the file format and the crash-safety argument.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+
+from tickvault.errors import CorruptData, InvalidInput, StorageError
+from tickvault.model import (
+    BAR_SCHEMA,
+    CorporateAction,
+    CoverageInterval,
+    Instrument,
+    QualityReport,
+    StoreReceipt,
+    dedupe_last,
+    validate_symbol,
+)
+from tickvault.store.base import SeriesInfo, VerifyReport
+from tickvault.store.local import _ledger, _maintenance
+from tickvault.store.local._catalog import Catalog
+from tickvault.store.local._codec import conform
+from tickvault.store.local._core import Core
+from tickvault.store.local._fs import FileSystem
+from tickvault.store.local._layout import SeriesKey, canonical_timeframe
+from tickvault.store.local._reader import merge_segments, slice_range, ts_array
+from tickvault.store.local._writer import diff, publish_rows
+
+__all__ = ["LocalStore"]
+
+_log = logging.getLogger("tickvault.store.local")
+_DEFAULT_CACHE = 128 * 2**20
+
+
+def _bound(value: int | None) -> int | None:
+    """A range bound as a plain int (numpy integers are not valid SQLite parameters)."""
+    return None if value is None else int(value)
+
+
+class LocalStore:
+    """Embedded bar store under one folder (see the module docstring).
+
+    Parameters
+    ----------
+    root
+        The store folder (created if missing).
+    lock_timeout
+        Seconds a writer waits for another writer of the same series (or of the catalog)
+        before :class:`~tickvault.errors.StoreLocked`.
+    durable
+        ``True`` (default): every acknowledged write survives a power loss (fsync of
+        files, directories and the catalog). ``False`` skips the fsyncs: writes still
+        survive a crash of the process, not of the machine. For bulk loads and tests.
+    cache_bytes
+        In-process cache of decoded files (immutable, so always consistent); ``0`` disables it.
+    compact_threshold
+        A period partition with more files than this is compacted by the next write to it.
+    fs
+        File-system layer; tests pass a fault-injecting subclass of :class:`FileSystem`.
+
+    Raises
+    ------
+    StorageError
+        If the folder or its catalog cannot be opened.
+    """
+
+    def __init__(self, root: Path | str, *, lock_timeout: float = 30.0, durable: bool = True,
+                 cache_bytes: int = _DEFAULT_CACHE, compact_threshold: int = 8,
+                 fs: FileSystem | None = None) -> None:
+        if lock_timeout < 0:
+            raise InvalidInput(f"lock_timeout must be >= 0, got {lock_timeout}")
+        if compact_threshold < 1:
+            raise InvalidInput(f"compact_threshold must be >= 1, got {compact_threshold}")
+        self.root = Path(root).expanduser().resolve()
+        self._core = Core(self.root, lock_timeout=lock_timeout, durable=durable, cache_bytes=cache_bytes,
+                          compact_threshold=compact_threshold, fs=fs)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        try:
+            _maintenance.recover(self._core)
+        except BaseException:
+            self._core.catalog.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> None:
+        if self._closed:
+            raise StorageError("the store is closed", path=str(self.root))
+
+    def _key(self, symbol: str, timeframe: str) -> SeriesKey:
+        self._open()
+        return SeriesKey.of(symbol, timeframe)
+
+    @contextmanager
+    def _healing(self, key: SeriesKey) -> Iterator[None]:
+        """Turn a damaged file met while reading into a set-aside file, then re-raise."""
+        try:
+            yield
+        except CorruptData as exc:
+            path = exc.context.get("path")
+            if path is not None:
+                try:
+                    rel = Path(str(path)).relative_to(self.root).as_posix()
+                    done = _maintenance.heal(self._core, key, rel)
+                except (StorageError, ValueError) as heal_exc:
+                    exc.add_note(f"setting the file aside failed: {heal_exc}")
+                else:
+                    if done:
+                        exc.add_note(done + "; the range is now missing and will be fetched again")
+            raise
+
+    # -- bars -------------------------------------------------------------------------
+    def write(self, symbol: str, timeframe: str, table: pa.Table) -> StoreReceipt:
+        """Upsert ``table`` (BAR_SCHEMA) atomically and durably.
+
+        The batch is sorted and de-duplicated (last row wins), compared with the stored
+        rows of its span, and only new or changed rows are written; identical rows cost
+        zero bytes. Returns after the manifest commit (durable unless ``durable=False``).
+
+        Parameters
+        ----------
+        symbol, timeframe
+            The series (validated, canonicalised).
+        table
+            Bars with :data:`~tickvault.model.BAR_SCHEMA` columns, in any order of rows.
+
+        Returns
+        -------
+        StoreReceipt
+            New, changed and unchanged row counts, bytes written, the batch's first/last ts.
+
+        Raises
+        ------
+        SchemaError
+            If ``table`` does not match :data:`~tickvault.model.BAR_SCHEMA`.
+        StoreLocked
+            If another writer holds the series longer than ``lock_timeout``.
+        """
+        key = self._key(symbol, timeframe)
+        batch = dedupe_last(conform(table))
+        n = batch.num_rows
+        if n == 0:
+            return StoreReceipt()
+        ts = ts_array(batch)
+        first, last = int(ts[0]), int(ts[-1])
+        core = self._core
+        core.catalog.ensure_series(key)
+        with self._healing(key), core.lock(key):
+            series, segs = core.listing(key, first, last + 1)
+            assert series is not None
+            if not segs:
+                change = diff(batch, BAR_SCHEMA.empty_table())
+            else:
+                stored = core.read(key, first, last + 1)
+                change = diff(batch, stored)
+            rows = batch if change.write is None else batch.filter(pa.array(change.write))
+            if rows.num_rows == 0:
+                return StoreReceipt(0, 0, change.unchanged, 0, first, last)
+            core.session.ensure()
+            new = publish_rows(core.layout, core.fs, key, rows, series.next_seq)
+            core.commit(key, series, add=new, remove=[], rows=series.rows + change.new, touched=True)
+            nbytes = sum(s.bytes for s in new)
+            self._auto_compact(key, {s.period for s in new})
+        return StoreReceipt(change.new, change.changed, change.unchanged, nbytes, first, last)
+
+    def _auto_compact(self, key: SeriesKey, periods: set[str]) -> None:
+        # The write is already committed: a failed compaction must not turn it into an
+        # error the caller would retry; the next write or compact() tries again.
+        try:
+            self._core.compact_locked(key, full=False, periods=periods)
+        except StorageError as exc:
+            _log.warning("compaction of %s %s failed: %s", key.symbol, key.timeframe, exc)
+
+    def read(self, symbol: str, timeframe: str, start_us: int | None = None,
+             end_us: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """Bars with ``start_us <= ts < end_us``, sorted, unique, :data:`BAR_SCHEMA`.
+
+        Never blocked by writers; always one consistent published state.
+
+        Parameters
+        ----------
+        symbol, timeframe
+            The series.
+        start_us, end_us
+            Half-open bounds in epoch microseconds; ``None`` is unbounded.
+        columns
+            Bar columns to return (in that order); all of :data:`BAR_SCHEMA` by default.
+
+        Raises
+        ------
+        CorruptData
+            If a stored file of the range is damaged. The file is then set aside and its
+            coverage cleared (as :meth:`verify` does), so the next read sees that range as
+            missing instead of failing again.
+        """
+        key = self._key(symbol, timeframe)
+        start_us, end_us = _bound(start_us), _bound(end_us)
+        if columns is not None:
+            unknown = [c for c in columns if c not in BAR_SCHEMA.names]
+            if unknown:
+                raise InvalidInput(f"unknown bar column(s) {', '.join(unknown)}")
+        if start_us is not None and end_us is not None and end_us <= start_us:
+            empty = BAR_SCHEMA.empty_table()
+            return empty if columns is None else empty.select(list(columns))
+        with self._healing(key):
+            return self._core.read(key, start_us, end_us, columns)
+
+    def latest(self, symbol: str, timeframe: str, n: int) -> pa.Table:
+        """The last ``n`` bars, ascending: reads only the newest partitions needed."""
+        key = self._key(symbol, timeframe)
+        if n <= 0:
+            return BAR_SCHEMA.empty_table()
+        with self._healing(key):
+            return self._core.latest(key, n)
+
+    def delete_range(self, symbol: str, timeframe: str, start_us: int | None, end_us: int | None) -> int:
+        """Remove bars in ``[start_us, end_us)`` atomically; return how many were removed.
+
+        Each touched period partition is rewritten without the range and swapped in one
+        manifest transaction; ``None`` bounds are unbounded.
+        """
+        key = self._key(symbol, timeframe)
+        start_us, end_us = _bound(start_us), _bound(end_us)
+        core = self._core
+        if core.listing(key)[0] is None:
+            return 0
+        with self._healing(key), core.lock(key):
+            series, segs = core.listing(key)
+            assert series is not None
+            touched = {s.period for s in core.listing(key, start_us, end_us)[1]}
+            groups = [[s for s in segs if s.period == p] for p in sorted(touched)]
+            add, remove, removed = [], [], 0
+            seq = series.next_seq
+            for group in groups:
+                merged = merge_segments(core.load(group))
+                inside = slice_range(merged, start_us, end_us).num_rows
+                if inside == 0:
+                    continue
+                keep_before = slice_range(merged, None, start_us) if start_us is not None else merged.slice(0, 0)
+                keep_after = slice_range(merged, end_us, None) if end_us is not None else merged.slice(0, 0)
+                kept = pa.concat_tables([keep_before, keep_after])
+                if kept.num_rows:
+                    core.session.ensure()
+                    new = publish_rows(core.layout, core.fs, key, kept, seq)
+                    seq += len(new)
+                    add.extend(new)
+                remove.extend(group)
+                removed += inside
+            if removed:
+                core.commit(key, series, add=add, remove=remove, rows=series.rows - removed, touched=True)
+        return removed
+
+    def series(self) -> list[SeriesInfo]:
+        """Every non-empty (symbol, timeframe) with row count and bounds."""
+        self._open()
+        with self._core.catalog.read() as conn:
+            rows = Catalog.all_series(conn)
+        return [SeriesInfo(r.symbol, r.timeframe, r.rows, r.first_us, r.last_us, r.last_write_us)
+                for r in rows if r.rows > 0]
+
+    # -- coverage ledger ----------------------------------------------------------------
+    def coverage(self, symbol: str, timeframe: str) -> list[CoverageInterval]:
+        """The coverage intervals, sorted and non-overlapping."""
+        return _ledger.coverage(self._core.catalog, self._key(symbol, timeframe))
+
+    def mark_covered(self, symbol: str, timeframe: str, intervals: Sequence[CoverageInterval]) -> None:
+        """Apply coverage marks atomically (latest mark wins on overlap)."""
+        _ledger.mark_covered(self._core.catalog, self._key(symbol, timeframe), intervals)
+
+    def clear_coverage(self, symbol: str, timeframe: str, start_us: int | None, end_us: int | None) -> None:
+        """Forget coverage inside the range (it becomes missing)."""
+        _ledger.clear_coverage(self._core.catalog, self._key(symbol, timeframe), _bound(start_us), _bound(end_us))
+
+    # -- catalog ------------------------------------------------------------------------
+    def add_actions(self, symbol: str, actions: Sequence[CorporateAction]) -> int:
+        """Store actions keyed by (ex_date, kind); return how many were new or changed."""
+        self._open()
+        return _ledger.add_actions(self._core.catalog, symbol, actions)
+
+    def actions(self, symbol: str) -> list[CorporateAction]:
+        """All actions for ``symbol`` sorted by ex_date."""
+        self._open()
+        return _ledger.actions(self._core.catalog, symbol)
+
+    def put_instrument(self, instrument: Instrument) -> None:
+        """Insert or replace an instrument record."""
+        self._open()
+        _ledger.put_instrument(self._core.catalog, instrument)
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        """The instrument record, if any."""
+        self._open()
+        return _ledger.instrument(self._core.catalog, symbol)
+
+    def instruments(self) -> list[Instrument]:
+        """Every instrument record, sorted by symbol."""
+        self._open()
+        return _ledger.instruments(self._core.catalog)
+
+    def save_report(self, report: QualityReport) -> None:
+        """Keep ``report`` as the latest for its (symbol, timeframe)."""
+        _ledger.save_report(self._core.catalog, self._key(report.symbol, report.timeframe), report)
+
+    def latest_report(self, symbol: str, timeframe: str) -> QualityReport | None:
+        """The latest quality report, if any."""
+        return _ledger.latest_report(self._core.catalog, self._key(symbol, timeframe))
+
+    def quarantine(self, symbol: str, timeframe: str, rows: pa.Table) -> None:
+        """Append quarantined rows (QUARANTINE_SCHEMA) durably."""
+        _ledger.quarantine(self._core.catalog, self._key(symbol, timeframe), rows)
+
+    def quarantined(self, symbol: str, timeframe: str) -> pa.Table:
+        """All quarantined rows for the series (QUARANTINE_SCHEMA)."""
+        return _ledger.quarantined(self._core.catalog, self._key(symbol, timeframe))
+
+    # -- maintenance --------------------------------------------------------------------
+    def compact(self, symbol: str | None = None, timeframe: str | None = None) -> int:
+        """Merge every partition to a single file; return how many series changed.
+
+        Crash-safe: the merged file is published before the manifest swap, and the old
+        files are deleted only after it. Readers in other processes keep working.
+
+        Parameters
+        ----------
+        symbol, timeframe
+            Restrict to one symbol and/or timeframe (``None``: all).
+        """
+        self._open()
+        sym = None if symbol is None else validate_symbol(symbol)
+        tf = None if timeframe is None else canonical_timeframe(timeframe)
+        count = 0
+        for info in self.series():
+            if (sym is None or info.symbol == sym) and (tf is None or info.timeframe == tf):
+                key = SeriesKey(info.symbol, info.timeframe)
+                with self._healing(key):
+                    count += self._core.compact_series(key, full=True)
+        return count
+
+    def verify(self) -> VerifyReport:
+        """Check every stored file; set aside damaged ones and clear their coverage."""
+        self._open()
+        return _maintenance.verify(self._core)
+
+    def size_bytes(self) -> int:
+        """Bytes on disk: every listed data file plus the catalog."""
+        self._open()
+        with self._core.catalog.read() as conn:
+            data = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments").fetchone()[0]
+        catalog = self._core.layout.catalog
+        extra = 0
+        for suffix in ("", "-wal", "-shm"):
+            p = catalog.with_name(catalog.name + suffix)
+            if p.exists():
+                extra += p.stat().st_size
+        return int(data) + extra
+
+    def files(self, symbol: str, timeframe: str) -> list[Path]:
+        """The published Parquet files of a series, in publication order.
+
+        After :meth:`compact` each period partition has exactly one file, so external
+        engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it, use this
+        list and let later files win for duplicated ``ts``.
+        """
+        key = self._key(symbol, timeframe)
+        return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1]]
+
+    def close(self) -> None:
+        """End the writer session and release the catalog connections. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._core.session.close()
+        finally:
+            self._core.catalog.close()

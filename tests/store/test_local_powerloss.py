@@ -1,0 +1,112 @@
+"""Simulated power loss at every step of every publishing protocol of LocalStore.
+
+For each scenario the operation is first run once to record its file-system steps
+(``write_new``, ``fsync_file``, ``rename``, ``fsync_dir``, ``point:before_commit`` ...).
+Then, for every step N, a fresh store is set up, the operation is crashed just before
+step N, everything not yet synced is dropped (:class:`~tickvault.testing.faults.PowerLossFS`),
+and the store is reopened. It must verify, hold either the complete old or the complete
+new state (the new one as soon as the commit returned), and keep no stray files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tickvault.store.base import BarStore
+from tickvault.store.local import LocalStore
+from tickvault.store.memory import MemoryStore
+from tickvault.testing.conformance import MINUTE_US, T0_US, bars_to_rows, make_bars
+from tickvault.testing.faults import PowerLossFS, SimulatedCrash
+
+YEAR_2024_US = 1_704_067_200_000_000
+Step = Callable[[BarStore], object]
+
+
+def _minutes(start: int, count: int, first: int = T0_US) -> list[int]:
+    return [first + (start + i) * MINUTE_US for i in range(count)]
+
+
+def _nothing(store: BarStore) -> None:
+    return None
+
+
+def _base(store: BarStore) -> None:
+    store.write("AAPL", "1m", make_bars(_minutes(0, 50)))
+
+
+def _deltas(store: BarStore) -> None:
+    for i in range(4):
+        store.write("AAPL", "1m", make_bars(_minutes(10 * i, 15), version=i))
+
+
+SCENARIOS: dict[str, tuple[Step, Step, dict[str, int]]] = {
+    "first_write": (_nothing, lambda s: s.write("AAPL", "1m", make_bars(_minutes(0, 50))), {}),
+    "upsert_delta": (_base, lambda s: s.write("AAPL", "1m", make_bars(_minutes(25, 50), version=1)), {}),
+    "two_partitions": (_base, lambda s: s.write("BTC/USDT", "1m", make_bars(_minutes(-20, 40, YEAR_2024_US))), {}),
+    "compact": (_deltas, lambda s: s.compact(), {}),
+    "auto_compact": (_deltas, lambda s: s.write("AAPL", "1m", make_bars(_minutes(30, 30), version=9)),
+                     {"compact_threshold": 4}),
+    "delete_range": (_deltas, lambda s: s.delete_range("AAPL", "1m", _minutes(5, 1)[0], _minutes(22, 1)[0]), {}),
+}
+
+
+def _state(store: BarStore) -> dict[str, list[tuple[object, ...]]]:
+    return {sym: bars_to_rows(store.read(sym, "1m")) for sym in ("AAPL", "BTC/USDT")}
+
+
+def _run(root: Path, setup: Step, action: Step, options: dict[str, int],
+         crash_at: int | None) -> tuple[PowerLossFS, bool, list[str]]:
+    """Set up, arm, run the action; return the fs, whether it crashed and the action's steps."""
+    fs = PowerLossFS()
+    store = LocalStore(root, fs=fs, cache_bytes=0, **options)  # type: ignore[arg-type]
+    try:
+        setup(store)
+        fs.arm(crash_at=crash_at)
+        try:
+            action(store)
+        except SimulatedCrash:
+            return fs, True, list(fs.trace)
+        return fs, False, list(fs.trace)
+    finally:
+        with contextlib.suppress(SimulatedCrash):
+            store.close()  # after a crash its file-system calls fail: only the handles go
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_power_loss_at_every_step_leaves_old_or_new(tmp_path: Path, name: str) -> None:
+    setup, action, options = SCENARIOS[name]
+    oracle = MemoryStore()
+    setup(oracle)
+    old = _state(oracle)
+    action(oracle)
+    new = _state(oracle)
+    assert old != new or name == "compact"
+
+    _, crashed, steps = _run(tmp_path / "dry", setup, action, options, crash_at=None)
+    assert not crashed
+    for kind in ("write_new", "fsync_file", "rename", "fsync_dir", "point:before_commit", "point:after_commit"):
+        assert kind in steps, f"{name}: the protocol never did {kind}"
+    committed_at = steps.index("point:after_commit")
+
+    # n == len(steps): the operation returned, then the power went.
+    for n in range(len(steps) + 1):
+        root = tmp_path / f"crash-{n}"
+        fs, crashed, _ = _run(root, setup, action, options, crash_at=n if n < len(steps) else None)
+        assert crashed == (n < len(steps))
+        where = f"before step {n} ({steps[n]})" if n < len(steps) else "after the last step"
+        fs.power_loss()
+        with LocalStore(root) as store:
+            report = store.verify()
+            assert report.ok, f"{name}: crash {where}: {report}"
+            state = _state(store)
+            if n >= committed_at:  # the commit had returned: the new state must survive
+                assert state == new, f"{name}: committed write lost by a crash {where}"
+            else:
+                assert state in (old, new), f"{name}: crash {where} left a mixed state"
+            listed = {p for sym in ("AAPL", "BTC/USDT") for p in store.files(sym, "1m")}
+            on_disk = {p for p in (root / "bars").rglob("*") if p.is_file()}
+            assert on_disk == listed, f"{name}: stray files after a crash {where}: {on_disk - listed}"

@@ -1,0 +1,275 @@
+"""LocalStore behaviour beyond the shared contract: layout, locking, compaction, cleanup."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from tickvault.errors import InvalidInput, InvalidTimeframe, SchemaError, StorageError, StoreLocked
+from tickvault.model import BAR_SCHEMA, CoverageInterval
+from tickvault.store.base import BarStore
+from tickvault.store.local import FileSystem, LocalStore
+from tickvault.store.local._locks import SeriesLock
+from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, make_bars
+
+Y2024_US = 1_704_067_200_000_000
+
+
+def _minutes(start: int, count: int, first: int = T0_US) -> list[int]:
+    return [first + (start + i) * MINUTE_US for i in range(count)]
+
+
+def test_layout_is_hive_partitioned_and_path_safe(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        assert isinstance(store, BarStore)
+        store.write("BTC/USDT", "1m", make_bars(_minutes(-3, 6, Y2024_US)))
+        store.write("^GSPC", "1d", make_bars([Y2024_US]))
+        store.write("AAPL", "60m", make_bars([Y2024_US]))  # canonical timeframe: 1h
+        files = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "bars").rglob("*.parquet"))
+    assert [f.rsplit("/", 1)[0] for f in files] == [
+        "bars/tf=1d/symbol=%5EGSPC/period=all",
+        "bars/tf=1h/symbol=AAPL/period=2024",
+        "bars/tf=1m/symbol=BTC%2FUSDT/period=2023",
+        "bars/tf=1m/symbol=BTC%2FUSDT/period=2024",
+    ]
+    assert (tmp_path / "locks" / "tf=1m" / "symbol=BTC%2FUSDT.lock").exists()
+    with LocalStore(tmp_path) as store:
+        assert [(s.symbol, s.timeframe) for s in store.series()] == [
+            ("AAPL", "1h"), ("BTC/USDT", "1m"), ("^GSPC", "1d")]
+        with pytest.raises(InvalidTimeframe):
+            store.read("AAPL", "1 minute; rm")
+
+
+def test_duckdb_and_polars_read_the_tree(tmp_path: Path) -> None:
+    ts = _minutes(-100, 300, Y2024_US)
+    table = make_bars(ts, vwap=True, trade_count=True)
+    odd = table.set_column(4, "close", pa.array(np.linspace(1.0, 2.0, len(ts))))  # not decimals: stays float
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", table.slice(0, 150))
+        store.write("AAPL", "1m", table.slice(150))
+        store.write("MSFT", "1m", odd)
+        store.compact()
+        expected = {sym: store.read(sym, "1m") for sym in ("AAPL", "MSFT")}
+    glob = str(tmp_path / "bars" / "**" / "*.parquet")
+    rel = duckdb.sql(
+        "SELECT symbol, epoch_us(ts) AS ts, open::DOUBLE AS open, high::DOUBLE AS high, low::DOUBLE AS low, "
+        "close::DOUBLE AS close, volume::DOUBLE AS volume, vwap::DOUBLE AS vwap, trade_count, provider "
+        f"FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true) ORDER BY symbol, ts")
+    got = rel.arrow()
+    if not isinstance(got, pa.Table):
+        got = got.read_all()
+    for sym in ("AAPL", "MSFT"):
+        part = got.filter(pa.compute.equal(got.column("symbol"), sym))
+        exp = expected[sym]
+        assert part.column("ts").to_pylist() == exp.column("ts").cast(pa.int64()).to_pylist()
+        for name in ("open", "high", "low", "close", "volume", "vwap"):
+            a = np.asarray(part.column(name).fill_null(0.0).to_numpy())
+            b = np.asarray(exp.column(name).fill_null(0.0).to_numpy())
+            # DuckDB's DECIMAL -> DOUBLE is exact (pyarrow's decimal cast is not: use read()).
+            assert np.array_equal(a.view(np.int64), b.view(np.int64)), name
+    frames = [pl.read_parquet(p) for p in sorted((tmp_path / "bars" / "tf=1m" / "symbol=AAPL").rglob("*.parquet"))]
+    df = pl.concat([f.with_columns(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume",
+                                                                         "vwap")) for f in frames])
+    assert np.array_equal(df["close"].to_numpy(), np.asarray(expected["AAPL"].column("close").to_numpy()))
+
+
+def test_frequent_small_appends_stay_few_files(tmp_path: Path) -> None:
+    with LocalStore(tmp_path, durable=False, compact_threshold=4) as store:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 200)))
+        for i in range(60):
+            receipt = store.write("AAPL", "1m", make_bars(_minutes(200 + i, 1)))
+            assert receipt.rows_new == 1
+            assert len(store.files("AAPL", "1m")) <= 5
+        assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 260)))
+        assert_bars_equal(store.latest("AAPL", "1m", 3), make_bars(_minutes(257, 3)))
+        assert store.compact("AAPL") == 1
+        assert len(store.files("AAPL", "1m")) == 1
+        assert store.compact() == 0
+
+
+def test_a_second_writer_waits_then_gets_store_locked(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
+    lock_file = tmp_path / "locks" / "tf=1m" / "symbol=AAPL.lock"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, sys, time
+        fd = open({str(lock_file)!r}, "a")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("held", flush=True)
+        sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with LocalStore(tmp_path, lock_timeout=0.3) as store:
+            started = time.monotonic()
+            with pytest.raises(StoreLocked) as info:
+                store.write("AAPL", "1m", make_bars(_minutes(5, 5)))
+            assert time.monotonic() - started >= 0.3
+            assert "AAPL" in str(info.value)
+            assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))  # readers are not blocked
+            store.write("MSFT", "1m", make_bars(_minutes(0, 5)))  # other series are not blocked
+    finally:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        holder.stdin.close()
+        holder.stdout.close()
+        holder.wait(timeout=10)
+    with LocalStore(tmp_path, lock_timeout=0.3) as store:
+        assert store.write("AAPL", "1m", make_bars(_minutes(5, 5))).rows_new == 5
+
+
+class _CompactOnFirstOpen(FileSystem):
+    """Compacts the series through another handle right after a reader listed its files."""
+
+    def __init__(self, other_root: Path) -> None:
+        super().__init__()
+        self.root = other_root
+        self.fired = False
+
+    def open_read(self, path: Path) -> pa.NativeFile:
+        if not self.fired and "symbol=AAPL" in str(path):
+            self.fired = True
+            with LocalStore(self.root) as other:
+                assert other.compact() == 1
+        return super().open_read(path)
+
+
+def test_a_reader_relists_when_compaction_removes_its_files(tmp_path: Path) -> None:
+    ts = _minutes(0, 40)
+    with LocalStore(tmp_path) as store:
+        for i in range(0, 40, 10):
+            store.write("AAPL", "1m", make_bars(ts[i:i + 10], version=i))
+        expected = store.read("AAPL", "1m")
+        assert len(store.files("AAPL", "1m")) == 4
+    fs = _CompactOnFirstOpen(tmp_path)
+    with LocalStore(tmp_path, fs=fs, cache_bytes=0) as reader:
+        assert_bars_equal(reader.read("AAPL", "1m"), expected)
+        assert fs.fired
+        assert len(reader.files("AAPL", "1m")) == 1
+
+
+def test_orphans_of_a_dead_writer_are_removed_on_open(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
+        store.write("MSFT", "1m", make_bars(_minutes(0, 5)))
+        kept = store.files("AAPL", "1m") + store.files("MSFT", "1m")
+    assert not list((tmp_path / "sessions").iterdir())  # a clean close leaves no session
+    folder = kept[0].parent
+    orphan = folder / "000000000099-deadbeef.parquet"
+    orphan.write_bytes(kept[0].read_bytes())
+    temp = folder / ".000000000100-cafe.parquet.1234.tmp"
+    temp.write_bytes(b"partial")
+    busy = kept[1].parent / "000000000077-beefbeef.parquet"
+    busy.write_bytes(b"being published")
+    with LocalStore(tmp_path):
+        assert orphan.exists()  # nobody died: open does not walk the tree
+    (tmp_path / "sessions" / "4242-0badc0de.session").write_bytes(b"")  # a writer died
+    lock = SeriesLock(tmp_path / "locks" / "tf=1m" / "symbol=MSFT.lock", 0, symbol="MSFT", timeframe="1m")
+    assert lock.try_acquire()
+    try:
+        with LocalStore(tmp_path) as store:
+            assert not orphan.exists()
+            assert not temp.exists()
+            assert busy.exists()  # MSFT's writer is alive and may be about to commit it
+            assert not list((tmp_path / "sessions").iterdir())
+    finally:
+        lock.release()
+    with LocalStore(tmp_path) as store:
+        report = store.verify()  # verify() sweeps too
+        assert report.ok
+        assert report.repaired == ["removed 1 orphan file(s) left by an interrupted writer"]
+        assert not busy.exists()
+    assert all(p.exists() for p in kept)
+
+
+def test_catalog_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 1)))
+        conn = store._core.catalog.conn()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    raw = sqlite3.connect(tmp_path / "catalog.sqlite")
+    try:
+        assert raw.execute("SELECT symbol, timeframe, rows FROM series").fetchall() == [("AAPL", "1m", 1)]
+    finally:
+        raw.close()
+
+
+def test_bad_input_is_rejected_before_anything_changes(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        LocalStore(tmp_path, lock_timeout=-1)
+    with LocalStore(tmp_path) as store:
+        good = make_bars(_minutes(0, 3))
+        with pytest.raises(SchemaError):
+            store.write("AAPL", "1m", good.drop_columns(["volume"]))
+        with pytest.raises(SchemaError):
+            store.write("AAPL", "1m", good.to_pandas())  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput):
+            store.read("AAPL", "1m", columns=["close", "nope"])
+        assert store.series() == []
+        assert not list((tmp_path / "bars").rglob("*.parquet"))
+    with pytest.raises(StorageError):
+        store.read("AAPL", "1m")  # closed
+
+
+def test_threads_share_one_store_safely(tmp_path: Path) -> None:
+    ts = _minutes(0, 400)
+    errors: list[BaseException] = []
+    with LocalStore(tmp_path, durable=False) as store:
+        store.write("AAPL", "1m", make_bars(ts))
+
+        def work(k: int) -> None:
+            try:
+                for i in range(8):
+                    if k % 2:
+                        store.write(f"S{k}", "1m", make_bars(ts[i * 10:i * 10 + 20], version=i))
+                    else:
+                        assert store.read("AAPL", "1m").num_rows == 400
+                        store.compact("AAPL")
+            except BaseException as exc:  # re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.read("S1", "1m").num_rows == 90
+        assert store.verify().ok
+
+
+def test_size_and_files(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        assert store.files("AAPL", "1m") == []
+        receipt = store.write("AAPL", "1m", make_bars(_minutes(0, 1000)))
+        assert store.size_bytes() >= receipt.bytes_written
+        assert sum(p.stat().st_size for p in store.files("AAPL", "1m")) == receipt.bytes_written
+        assert repr(store).startswith("LocalStore(")
+        empty = store.read("AAPL", "1m", T0_US + MINUTE_US, T0_US, columns=["close"])
+        assert empty.column_names == ["close"]
+        assert empty.num_rows == 0
+        assert store.latest("AAPL", "1m", 5).schema.equals(BAR_SCHEMA)
+
+
+def test_numpy_integer_bounds_are_accepted(tmp_path: Path) -> None:
+    ts = _minutes(0, 10)
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", make_bars(ts))
+        assert store.read("AAPL", "1m", np.int64(ts[2]), np.int64(ts[5])).num_rows == 3
+        store.mark_covered("AAPL", "1m", [CoverageInterval(np.int64(ts[0]), np.int64(ts[-1]), updated_us=np.int64(7))])
+        store.clear_coverage("AAPL", "1m", np.int64(ts[3]), None)
+        assert store.coverage("AAPL", "1m") == [CoverageInterval(ts[0], ts[3], updated_us=7)]
+        assert store.delete_range("AAPL", "1m", np.int64(ts[8]), None) == 2
