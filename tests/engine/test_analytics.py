@@ -131,3 +131,18 @@ def test_materialized_timeframes_follow_writes_incrementally(vault: Vault) -> No
     assert {s.timeframe for s in vault.status("AAPL")} == {"1m", "5m", "1h"}
     with pytest.raises(InvalidInput):
         vault.materialize("AAPL", ["30s"])  # nothing finer is stored
+
+
+def test_materialization_survives_a_restart_and_settings_default(tmp_path: object) -> None:
+    import tickvault
+
+    home = str(tmp_path) + "/vault"  # type: ignore[operator]
+    with tickvault.open(home) as vault:
+        vault.write("AAPL", "1m", _sim("AAPL", "1m", "2024-03-04", "2024-03-05"), provider="sim")
+        vault.materialize("AAPL", ["5m"])
+    with tickvault.open(home) as vault:  # a new process would see the same: coverage says "derived:1m"
+        vault.write("AAPL", "1m", _sim("AAPL", "1m", "2024-03-05", "2024-03-06"), provider="sim")
+        assert vault.bars("AAPL", "5m", fetch="never", format="arrow").num_rows == 2 * 78
+    with tickvault.open(":memory:", materialize={"*": ("1h",)}) as vault:
+        vault.write("MSFT", "1m", _sim("MSFT", "1m", "2024-03-04", "2024-03-05"), provider="sim")
+        assert {s.timeframe for s in vault.status("MSFT")} == {"1m", "1h"}

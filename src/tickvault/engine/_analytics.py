@@ -35,6 +35,7 @@ from tickvault.transform import best_source, resample
 from tickvault.transform.indicators import compute, parse_indicator
 
 if TYPE_CHECKING:
+    from tickvault.config import Settings
     from tickvault.engine._write import CoverageMode
     from tickvault.model import WriteReceipt
     from tickvault.store.base import BarStore
@@ -96,6 +97,7 @@ class Analytics:
 
     if TYPE_CHECKING:  # provided by Vault
         _store: BarStore
+        _settings: Settings
 
         def calendar(self, symbol: str) -> TradingCalendar: ...
 
@@ -309,7 +311,8 @@ class Analytics:
             if not finer:
                 raise InvalidInput(f"{sym} {target} cannot be built from stored timeframes "
                                    f"{', '.join(map(str, stored)) or '(none)'}")
-            self._materialized.setdefault(sym, set()).add(str(target))
+            self._materialized_targets(sym)
+            self._materialized[sym].add(str(target))
             source = min(finer)
             out[str(target)] = self._refresh_materialized(sym, source, target, None, None)
         return out
@@ -333,9 +336,26 @@ class Analytics:
         receipt = self._write_table(sym, target, derived, coverage="bars", provider=f"derived:{source}")
         return receipt.rows_written
 
+    def _materialized_targets(self, symbol: str) -> set[str]:
+        """Registered targets, the settings default, and stored series that say they are derived.
+
+        A materialised series marks its coverage with provider ``derived:<source>``, so the
+        registration survives a restart without any extra state.
+        """
+        known = self._materialized.get(symbol)
+        if known is None:
+            known = set()
+            for info in self._store.series():
+                if info.symbol == symbol and any((iv.provider or "").startswith("derived:")
+                                                 for iv in self._store.coverage(symbol, info.timeframe)):
+                    known.add(info.timeframe)
+            self._materialized[symbol] = known
+        defaults = self._settings.materialize
+        return known | set(defaults.get(symbol, ())) | set(defaults.get("*", ()))
+
     def _after_write(self, symbol: str, timeframe: str, first_us: int, last_us: int) -> None:
         self._on_change(symbol)
-        targets = self._materialized.get(symbol)
+        targets = self._materialized_targets(symbol)
         if not targets or timeframe in targets:
             return
         source = Timeframe.parse(timeframe)
