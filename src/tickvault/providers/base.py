@@ -26,6 +26,7 @@ import pyarrow as pa
 from tickvault.model import AssetClass, CorporateAction, CoverageInterval, Instrument, Timeframe
 
 __all__ = [
+    "ActionsProvider",
     "BarsQuery",
     "BarsResult",
     "Capabilities",
@@ -120,4 +121,21 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ActionsProvider(Protocol):
+    """Optional capability: a provider that serves splits and dividends on their own.
+
+    Providers that declare :attr:`DataKind.ACTIONS` implement it. Contract: every split and
+    cash dividend with an ex-date in ``[start_us, end_us)`` (epoch µs, session-date keys),
+    in the conventions of :class:`~tickvault.model.CorporateAction` (split ratio = new
+    shares per old share; dividend amount as paid at the time, not split-adjusted), or a
+    typed :class:`~tickvault.errors.ProviderError`.
+    """
+
+    async def corporate_actions(self, symbol: str, start_us: int, end_us: int,
+                                instrument: Instrument | None = None) -> list[CorporateAction]:
+        """Splits and dividends of ``symbol`` with ex-dates in ``[start_us, end_us)``."""
         ...

@@ -1,0 +1,14 @@
+"""Fixtures of the Alpaca provider tests."""
+
+from __future__ import annotations
+
+import pytest
+from _alpaca_helpers import NOW_US
+
+from tickvault.testing.replay import ManualClock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Manual time (2025-02-20)."""
+    return ManualClock(NOW_US)
