@@ -33,6 +33,8 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         if key.startswith("TICKVAULT_") or key in _PROXY_VARS:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("TICKVAULT_HOME", str(tmp_path / "tickvault-home"))
+    # Never the network by default: tests that want providers pass them explicitly.
+    monkeypatch.setenv("TICKVAULT_PROVIDERS", "none")
     yield
 
 

@@ -31,12 +31,14 @@ Failure
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from tickvault.errors import InvalidInput
 from tickvault.model import (
     BAR_SCHEMA,
     CorporateAction,
@@ -46,7 +48,25 @@ from tickvault.model import (
     StoreReceipt,
 )
 
-__all__ = ["QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport"]
+__all__ = ["MAX_META_BYTES", "QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport", "check_meta_key"]
+
+MAX_META_BYTES = 1_000_000
+_META_KEY = re.compile(r"^[A-Za-z0-9_.:/^=%-]{1,200}$")
+
+
+def check_meta_key(key: str, value: str | None = None) -> str:
+    """Validate a catalog key (and value size) before it reaches a query.
+
+    Raises
+    ------
+    InvalidInput
+        For a key outside ``[A-Za-z0-9_.:/^=%-]{1,200}`` or a value over 1 MB.
+    """
+    if not isinstance(key, str) or not _META_KEY.match(key):
+        raise InvalidInput(f"invalid catalog key {key!r}")
+    if value is not None and len(value.encode()) > MAX_META_BYTES:
+        raise InvalidInput(f"catalog value for {key!r} is larger than {MAX_META_BYTES} bytes")
+    return key
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -169,6 +189,14 @@ class BarStore(Protocol):
 
     def quarantined(self, symbol: str, timeframe: str) -> pa.Table:
         """All quarantined rows for the series (QUARANTINE_SCHEMA)."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        """A small catalog value stored under ``key`` (see :func:`check_meta_key`), if any."""
+        ...
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store (or with ``None`` delete) a small catalog value durably, e.g. cached fundamentals."""
         ...
 
     # -- maintenance --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tickvault.model import (
     dedupe_last,
     validate_symbol,
 )
-from tickvault.store.base import QUARANTINE_SCHEMA, SeriesInfo, VerifyReport
+from tickvault.store.base import QUARANTINE_SCHEMA, SeriesInfo, VerifyReport, check_meta_key
 
 __all__ = ["MemoryStore"]
 
@@ -59,6 +59,7 @@ class MemoryStore:
         self._instruments: dict[str, Instrument] = {}
         self._reports: dict[tuple[str, str], QualityReport] = {}
         self._quarantine: dict[tuple[str, str], list[pa.Table]] = {}
+        self._meta: dict[str, str] = {}
 
     @staticmethod
     def _key(symbol: str, timeframe: str) -> tuple[str, str]:
@@ -226,6 +227,20 @@ class MemoryStore:
         with self._lock:
             parts = self._quarantine.get(self._key(symbol, timeframe), [])
             return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
+
+    def get_meta(self, key: str) -> str | None:
+        """A catalog value."""
+        with self._lock:
+            return self._meta.get(check_meta_key(key))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store or delete a catalog value."""
+        check_meta_key(key, value)
+        with self._lock:
+            if value is None:
+                self._meta.pop(key, None)
+            else:
+                self._meta[key] = value
 
     # -- maintenance ------------------------------------------------------------------
     def compact(self, symbol: str | None = None, timeframe: str | None = None) -> int:

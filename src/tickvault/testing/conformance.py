@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tickvault.errors import InvalidSymbol
+from tickvault.errors import InvalidInput, InvalidSymbol
 from tickvault.model import (
     BAR_SCHEMA,
     FLAGS_SCHEMA,
@@ -429,6 +429,22 @@ class BarStoreConformance:
         assert got is not None
         assert got.rows == 12
         assert store.latest_report("AAPL", "5m") is None
+
+    def test_meta_values_persist_and_keys_are_checked(self, harness: StoreHarness, store: BarStore) -> None:
+        assert store.get_meta("fundamentals:BRK.B") is None
+        store.set_meta("fundamentals:BRK.B", '{"pe_ratio": 9.5}')
+        store.set_meta("fundamentals:BTC/USDT", "x" * 1000)
+        store.set_meta("schema_version", "user value")  # user keys never clash with the store's own
+        reopened = harness.restart()
+        assert reopened.get_meta("fundamentals:BRK.B") == '{"pe_ratio": 9.5}'
+        assert reopened.get_meta("schema_version") == "user value"
+        reopened.set_meta("fundamentals:BRK.B", None)
+        assert reopened.get_meta("fundamentals:BRK.B") is None
+        for bad in ["", "a b", "x;DROP TABLE meta", "k" * 201, "a'b"]:
+            with pytest.raises(InvalidInput):
+                reopened.set_meta(bad, "v")
+        with pytest.raises(InvalidInput):
+            reopened.set_meta("big", "x" * 1_000_001)
 
     def test_quarantine_appends(self, store: BarStore) -> None:
         def rows(ts: list[int], rule: str) -> pa.Table:

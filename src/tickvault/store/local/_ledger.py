@@ -167,6 +167,22 @@ def instruments(cat: Catalog) -> list[Instrument]:
     return [Instrument.from_dict(json.loads(r[0])) for r in rows]
 
 
+def get_meta(cat: Catalog, key: str) -> str | None:
+    """A user catalog value (stored as ``user:<key>`` beside the store's own keys)."""
+    with cat.read() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", ("user:" + key,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def set_meta(cat: Catalog, key: str, value: str | None) -> None:
+    """Store or delete a user catalog value."""
+    with cat.write() as conn:
+        if value is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", ("user:" + key,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", ("user:" + key, value))
+
+
 def save_report(cat: Catalog, key: SeriesKey, report: QualityReport) -> None:
     """Keep ``report`` as the latest for its series."""
     with cat.write() as conn:

@@ -31,7 +31,7 @@ from tickvault.model import (
     dedupe_last,
     validate_symbol,
 )
-from tickvault.store.base import SeriesInfo, VerifyReport
+from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key
 from tickvault.store.local import _ledger, _maintenance
 from tickvault.store.local._catalog import Catalog
 from tickvault.store.local._codec import conform
@@ -335,6 +335,14 @@ class LocalStore:
     def quarantined(self, symbol: str, timeframe: str) -> pa.Table:
         """All quarantined rows for the series (QUARANTINE_SCHEMA)."""
         return _ledger.quarantined(self._core.catalog, self._key(symbol, timeframe))
+
+    def get_meta(self, key: str) -> str | None:
+        """A small catalog value, if any."""
+        return _ledger.get_meta(self._core.catalog, check_meta_key(key))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store (or delete) a small catalog value durably."""
+        _ledger.set_meta(self._core.catalog, check_meta_key(key, value), value)
 
     # -- maintenance --------------------------------------------------------------------
     def compact(self, symbol: str | None = None, timeframe: str | None = None) -> int:
