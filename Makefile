@@ -34,6 +34,7 @@ nightly: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --no-deps 'arcticdb>=6.28'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
