@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint unit nightly bench clean
+.PHONY: demo test lint typecheck importlint unit nightly bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+# The dashboard's end-to-end tests drive Debian's Chromium through Playwright (never its own
+# browser download, which cannot reach the network here).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+
+unit: $(STAMP) browser
 	$(BIN)/python -m pytest -m "not nightly" $(PYTEST_ARGS)
 
 test: lint typecheck importlint unit

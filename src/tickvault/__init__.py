@@ -107,6 +107,7 @@ def open(
     *,
     providers: Sequence[Provider] | None = None,
     settings: Settings | None = None,
+    database_url: str | None = None,
     **overrides: Any,
 ) -> Vault:
     """Open (or create) a vault.
@@ -117,20 +118,28 @@ def open(
         Folder of the embedded store. Defaults to ``TICKVAULT_HOME`` or ``~/.tickvault``.
         ``":memory:"`` gives a throw-away in-memory vault.
     providers
-        Data sources for read-through, in preference order.
+        Data sources for read-through, in preference order. Default: built from
+        ``Settings.providers`` (``TICKVAULT_PROVIDERS``: ``auto`` = keyless providers plus
+        those whose ``TICKVAULT_<NAME>_API_KEY`` is set; ``none``; or names in order).
     settings
         A full :class:`Settings`; otherwise it is read from the environment and
         ``tickvault.toml``, with ``overrides`` applied.
+    database_url
+        ``postgresql://user@host:5432/dbname`` to keep everything in PostgreSQL instead
+        of the embedded store (same as ``TICKVAULT_DATABASE_URL``; wins over ``settings``).
 
     Returns
     -------
     Vault
         The vault; use it as a context manager or call :meth:`Vault.close`.
     """
-    from tickvault._wiring import build_store, default_providers
-    from tickvault.engine import Vault
+    import os
 
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from tickvault._wiring import build_providers, build_store
+    from tickvault.engine import Vault
 
     memory = path == ":memory:"
     try:
@@ -139,7 +148,13 @@ def open(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
         raise errors.ConfigError(f"invalid setting {where}: {first.get('msg', 'invalid value')}") from None
+    except SettingsError as exc:
+        raise errors.ConfigError(str(exc).splitlines()[0]) from None
     if path is not None and not memory:
         base = base.replace(home=Path(path).expanduser())
+    if database_url is not None:
+        base = base.replace(database_url=database_url)
+    # The edge: provider settings come from the environment here, and nowhere in the library.
+    chosen = list(providers) if providers is not None else build_providers(base, os.environ)
     store = build_store(base, memory=memory)
-    return Vault(store, base, providers if providers is not None else default_providers(base))
+    return Vault(store, base, chosen)

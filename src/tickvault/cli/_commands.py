@@ -167,16 +167,19 @@ def status_cmd(
             rows = vault.status(sym)
         size = vault.size_bytes()
         where = vault.home
+        health = vault.health()  # caches: backend, size, cache hit rate, connectivity
     if sym is not None and not rows:
         raise tickvault.MissingData(f"nothing stored for {sym} in {where}")
     if json_out:
-        typer.echo(json.dumps({"home": str(where), "size_bytes": size, "series": [_status_json(s) for s in rows]},
-                              indent=2))
+        typer.echo(json.dumps({"home": str(where), "size_bytes": size, "series": [_status_json(s) for s in rows],
+                               "health": health}, indent=2))
         return
     if not rows:
         state.out.print(Text(f"The vault at {where} is empty. Try 'tickvault demo' or 'tickvault import'."))
+        state.out.print(_health_line(health))
         return
     print_status(state.out, rows, title=f"Vault {where} · {fmt_size(size)}")
+    state.out.print(_health_line(health))
     if sym is not None:
         for s in rows:
             if s.holes:
@@ -184,6 +187,23 @@ def status_cmd(
                                      + (" (first 20)" if s.holes > 20 else "") + ":", style="bold"))
                 for a, b in s.missing_bars_span:
                     state.out.print(Text(f"  [{fmt_ts(a)}, {fmt_ts(b)})"))
+
+
+def _health_line(health: dict[str, Any]) -> Text:
+    """One line: backend, size, cache hit rate (shared across processes with Redis), Redis connectivity."""
+    backend, cache = health["backend"], health["cache"]
+    parts = [f"backend {backend['kind']}" + ("" if backend["connected"] else " (unreachable)")]
+    if backend["size_bytes"] is not None:
+        parts.append(fmt_size(backend["size_bytes"]))
+    redis = cache["redis"]
+    rate = (redis.get("shared") or {}).get("hit_rate") if redis else cache["hit_rate"]
+    if not cache["enabled"]:
+        parts.append("cache off")
+    else:
+        parts.append("cache hit rate " + ("n/a" if rate is None else f"{rate:.0%}"))
+    if redis is not None:
+        parts.append(f"redis {redis['url']} " + ("connected" if redis["connected"] else "unreachable"))
+    return Text(" · ".join(parts), style="dim" if health["status"] == "ok" else "yellow")
 
 
 def _iso(ts: Any) -> str | None:

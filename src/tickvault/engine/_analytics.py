@@ -123,8 +123,10 @@ class Analytics:
 
     def _derivation_source(self, symbol: str, target: Timeframe) -> Timeframe | None:
         """The stored timeframe to derive ``target`` from, or ``None`` to serve it natively."""
+        if self._store.coverage(symbol, str(target)):  # cheap, and true for every fetched or written series
+            return None
         stored = self._stored_timeframes(symbol)
-        if str(target) in stored or self._store.coverage(symbol, str(target)):
+        if str(target) in stored:
             return None
         src = best_source(stored, target)
         return None if src is None or src == target else src

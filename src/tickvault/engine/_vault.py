@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +20,13 @@ import pyarrow as pa
 from tickvault import quality as _quality
 from tickvault.calendars import TradingCalendar, get_calendar
 from tickvault.config import Settings
+from tickvault.engine._analytics import Analytics, FillPolicy, fill_gaps
+from tickvault.engine._cached import CachedStore, CacheSet
 from tickvault.engine._frames import to_format
+from tickvault.engine._health import cache_stats, health_report
 from tickvault.engine._imports import ImportResult, import_file
 from tickvault.engine._read import Fetcher, FetchOutcome, plan_missing
+from tickvault.engine._sources import Sources
 from tickvault.engine._write import BarEvent, CoverageMode, write_bars
 from tickvault.errors import InvalidInput, MissingData
 from tickvault.model import (
@@ -41,7 +45,7 @@ from tickvault.model import (
     us_to_ts,
     validate_symbol,
 )
-from tickvault.providers.base import BarsResult, Provider
+from tickvault.providers.base import BarsQuery, BarsResult, Provider
 from tickvault.store.base import BarStore, VerifyReport
 from tickvault.transform import adjust as _adjust
 
@@ -69,7 +73,7 @@ class SeriesStatus:
     last_update: pd.Timestamp | None
 
 
-class Vault:
+class Vault(Analytics, Sources):
     """Market data you can trust: validated storage, coverage-aware reads, adjustment.
 
     Build one with :func:`tickvault.open`. All methods are thread-safe as far as the store
@@ -85,13 +89,29 @@ class Vault:
         Data sources for read-through, in preference order (may be empty).
     """
 
-    def __init__(self, store: BarStore, settings: Settings, providers: Sequence[Provider] = ()) -> None:
-        self._store = store
+    def __init__(self, store: BarStore, settings: Settings, providers: Sequence[Provider] = (), *,
+                 caches: CacheSet | None = None) -> None:
+        # -- caches and event bus (docs/cache.md): built from settings unless given; reads and
+        # invalidation then go through CachedStore, which keeps the BarStore contract.
+        if caches is None:
+            from tickvault._wiring import build_caches
+
+            try:
+                caches = build_caches(settings, store)
+            except BaseException:
+                store.close()
+                raise
+        self._caches = caches
+        self._backend = store
+        self._cached = CachedStore(store, caches) if caches.enabled else None
+        self._store: BarStore = self._cached if self._cached is not None else store
+        # -- end caches --
         self._settings = settings
-        self._fetcher = Fetcher(providers, self._write_result)
+        self._fetcher = Fetcher(providers, self._write_result, preference=settings.provider_preference)
         self._subscribers: list[Callable[[BarEvent], None]] = []
         self._sub_lock = threading.Lock()
         self._closed = False
+        self._init_analytics()
 
     # -- context ----------------------------------------------------------------------
     def __enter__(self) -> Vault:
@@ -101,7 +121,7 @@ class Vault:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Vault(store={type(self._store).__name__}, home={str(self._settings.home)!r})"
+        return f"Vault(store={type(self._backend).__name__}, home={str(self._settings.home)!r})"
 
     @property
     def settings(self) -> Settings:
@@ -116,13 +136,14 @@ class Vault:
     @property
     def provider_calls(self) -> dict[str, int]:
         """Provider name -> number of calls made by read-through so far."""
-        return dict(self._fetcher.calls)
+        return self._fetcher.calls
 
     def close(self) -> None:
         """Close the store and providers. Idempotent."""
         if not self._closed:
             self._closed = True
             self._store.close()
+            self._caches.bus.close()  # caches: stop the event listener, if any
 
     # -- reference data ---------------------------------------------------------------
     def instrument(self, symbol: str) -> Instrument:
@@ -196,12 +217,24 @@ class Vault:
             currency=inst.currency,
         )
 
-    def _write_result(self, symbol: str, tf: Timeframe, result: BarsResult, provider: str) -> WriteReceipt:
+    def _write_result(self, symbol: str, tf: Timeframe, result: BarsResult, provider: str,
+                      query: BarsQuery) -> WriteReceipt:
         if result.actions:
             self._store.add_actions(symbol, result.actions)
+            self._on_change(symbol)
         coverage: CoverageMode = "none" if result.coverage else "bars"
-        return self._write_table(symbol, tf, result.table, coverage=coverage, provider=provider,
-                                 extra=result.coverage)
+        receipt = self._write_table(symbol, tf, result.table, coverage=coverage, provider=provider,
+                                    extra=result.coverage)
+        # Recent bars may still change (open session, vendor revisions): whatever the provider
+        # said, they are provisional, and the planner refetches them once stale.
+        now = time.time_ns() // 1000
+        window = (self._settings.revision_window_minutes * 60_000_000 if tf.is_intraday
+                  else self._settings.revision_window_days * 86_400_000_000)
+        lo, hi = max(query.start_us, now - window), min(query.end_us, now + tf.micros)
+        if hi > lo:
+            self._store.mark_covered(symbol, str(tf), [
+                CoverageInterval(lo, hi, CoverageState.PROVISIONAL, provider, now)])
+        return receipt
 
     def mark_covered(self, symbol: str, timeframe: str, start: Any, end: Any,
                      state: CoverageState | str = CoverageState.EMPTY, provider: str | None = None) -> None:
@@ -212,7 +245,8 @@ class Vault:
 
     # -- read -------------------------------------------------------------------------
     def bars(self, symbol: str, timeframe: str, start: Any = None, end: Any = None, adjust: Adjust = "splits",
-             fetch: Fetch = "auto", format: str = "pandas") -> Any:
+             fetch: Fetch = "auto", format: str = "pandas", *, fill: FillPolicy = "none",
+             extended: bool = False) -> Any:
         """Bars of one symbol, served from the store and, where missing, from providers.
 
         Parameters
@@ -229,6 +263,14 @@ class Vault:
             ``"never"``: stored data only; ``"always"``: refetch the range.
         format
             ``"pandas"`` (UTC ``DatetimeIndex`` named ``ts``), ``"polars"`` or ``"arrow"``.
+        fill
+            Gap filling on read: ``"none"`` (default), ``"nan"`` rows or ``"ffill"`` for
+            expected bars that are absent (derived timeframes and stored ones alike).
+        extended
+            Derive intraday bars from extended hours too (regular hours by default).
+
+        A timeframe that is not stored is derived by resampling the coarsest finer stored
+        one (provenance ``derived:<source>``); a vendor's own bars always win.
 
         Raises
         ------
@@ -244,12 +286,24 @@ class Vault:
         tf = Timeframe.parse(timeframe)
         start_us: int | None = None
         end_us: int | None = None
+        if fill not in ("none", "nan", "ffill"):
+            raise InvalidInput(f"fill must be one of none, nan, ffill, got {fill!r}")
         if start is not None or end is not None:
             rng = TimeRange.of(start, end, default_end=pd.Timestamp.now(tz="UTC").ceil("min"))
             start_us, end_us = ts_to_us(rng.start), ts_to_us(rng.end)
-            if start is not None and fetch != "never":
-                self._ensure(sym, tf, start_us, end_us, refresh=fetch == "always")
+        source = self._derivation_source(sym, tf)
+        if source is not None:
+            if start_us is not None and end_us is not None and fetch != "never":
+                self._ensure(sym, source, start_us, end_us, refresh=fetch == "always")
+            table = self._read_derived(sym, tf, source, start_us, end_us, extended=extended, fill=fill)
+            return to_format(self._adjusted(sym, tf, table, adjust), format)
+        if start is not None and start_us is not None and end_us is not None and fetch != "never":
+            self._ensure(sym, tf, start_us, end_us, refresh=fetch == "always")
         table = self._store.read(sym, str(tf), start_us, end_us)
+        if fill != "none":
+            cal = self.calendar(sym)
+            table = fill_gaps(table, tf, None if cal.is_24_7 else cal, start_us=start_us, end_us=end_us,
+                              extended=extended, fill=fill)
         return to_format(self._adjusted(sym, tf, table, adjust), format)
 
     def _ensure(self, sym: str, tf: Timeframe, start_us: int, end_us: int, *, refresh: bool) -> None:
@@ -327,9 +381,15 @@ class Vault:
             Path(path), symbol=validate_symbol(symbol) if symbol else None, timeframe=timeframe, tz=tz,
             layout=layout, spool_dir=spool,
             write=lambda s, tf, t: self._write_table(validate_symbol(s), tf, t, coverage="bars", provider="files"),
-            add_actions=lambda s, a: self._store.add_actions(validate_symbol(s), a),
+            add_actions=self._import_actions,
             progress=progress,
         )
+
+    def _import_actions(self, symbol: str, actions: list[CorporateAction]) -> int:
+        sym = validate_symbol(symbol)
+        changed = self._store.add_actions(sym, actions)
+        self._on_change(sym)
+        return changed
 
     # -- coverage ---------------------------------------------------------------------
     def coverage(self, symbol: str, timeframe: str) -> list[CoverageInterval]:
@@ -349,7 +409,9 @@ class Vault:
     def add_actions(self, symbol: str, frame: Any) -> int:
         """Store splits/dividends (a frame or ``CorporateAction`` list); returns how many changed."""
         sym = validate_symbol(symbol)
-        return self._store.add_actions(sym, actions_from_frame(sym, frame))
+        changed = self._store.add_actions(sym, actions_from_frame(sym, frame))
+        self._on_change(sym)  # adjusted snapshots are stale now
+        return changed
 
     def actions(self, symbol: str, format: str = "pandas") -> Any:
         """Corporate actions of ``symbol`` (ex_date, kind, value, currency, provider)."""
@@ -434,7 +496,46 @@ class Vault:
         return _unsubscribe
 
     def _publish(self, event: BarEvent) -> None:
+        self._after_write(event.symbol, event.timeframe, event.first_us, event.last_us)  # analytics
+        self._caches.bus.publish(event.symbol, event.timeframe, asdict(event))  # caches: new-bar event on the bus
         with self._sub_lock:
             subs = list(self._subscribers)
         for cb in subs:
             cb(event)
+
+    # -- caches, event bus and health (docs/cache.md) ----------------------------------------
+    def listen(self, callback: Callable[[BarEvent], None], symbol: str | None = None,
+               timeframe: str | None = None) -> Callable[[], None]:
+        """Receive new-bar events from the event bus; returns an unsubscribe function.
+
+        With ``TICKVAULT_REDIS_URL`` the bus is Redis pub/sub (channel
+        ``<cache_prefix>bars:<symbol>:<timeframe>``), so events of every process writing
+        under the same prefix arrive, on a listener thread; otherwise this process's writes
+        arrive synchronously. Delivery is best effort: the store is the truth.
+
+        Parameters
+        ----------
+        callback
+            Called with a :class:`BarEvent`; its exceptions are logged, not raised.
+        symbol, timeframe
+            Only events of this symbol / timeframe (default: all).
+        """
+        sym = validate_symbol(symbol) if symbol is not None else None
+        tf = str(Timeframe.parse(timeframe)) if timeframe is not None else None
+
+        def _deliver(message: dict[str, Any]) -> None:
+            callback(BarEvent(str(message["symbol"]), str(message["timeframe"]), int(message["first_us"]),
+                              int(message["last_us"]), int(message["rows"])))
+
+        return self._caches.bus.subscribe(_deliver, sym, tf)
+
+    def cache_stats(self) -> dict[str, Any]:
+        """Cache counters: read hits/misses/bypasses, per-level stats, hit rate, Redis errors, events."""
+        return cache_stats(self._cached, self._caches)
+
+    def health(self) -> dict[str, Any]:
+        """Backend kind, location, size and connectivity; cache hit rate; Redis connectivity.
+
+        Never raises: a part that fails is reported (``status: "degraded"``).
+        """
+        return health_report(self._backend, self._settings, self._cached, self._caches)

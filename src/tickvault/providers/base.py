@@ -31,6 +31,8 @@ __all__ = [
     "BarsResult",
     "Capabilities",
     "DataKind",
+    "Fundamentals",
+    "FundamentalsProvider",
     "Provider",
     "TimeframeSupport",
 ]
@@ -138,4 +140,23 @@ class ActionsProvider(Protocol):
     async def corporate_actions(self, symbol: str, start_us: int, end_us: int,
                                 instrument: Instrument | None = None) -> list[CorporateAction]:
         """Splits and dividends of ``symbol`` with ex-dates in ``[start_us, end_us)``."""
+        ...
+
+
+#: Fundamentals as field -> (value, source); ``source`` names the vendor, endpoint and period.
+Fundamentals = dict[str, tuple[float | str, str]]
+
+
+@runtime_checkable
+class FundamentalsProvider(Protocol):
+    """Optional capability: company fundamentals and reference data.
+
+    Providers that declare :attr:`DataKind.FUNDAMENTALS` implement it. Field names follow the
+    shared vocabulary in docs/providers-more.md (``market_cap``, ``pe_ratio``, ``revenue``,
+    ``shares_outstanding``, ...); each value carries its source. Raises a typed
+    :class:`~tickvault.errors.ProviderError` on failure.
+    """
+
+    async def fundamentals(self, symbol: str, instrument: Instrument | None = None) -> Fundamentals:
+        """Fundamentals of ``symbol``."""
         ...

@@ -5,6 +5,12 @@ One request per window (intraday windows are cut to Yahoo's per-request limits),
 small ``interval=1mo`` request for the events between the window's end and now, because
 Yahoo restates history for every later split and the store keeps raw prices.
 Conventions are in :mod:`tickvault.providers.yahoo._transform`.
+
+Fundamentals: ``GET /v10/finance/quoteSummary/{symbol}?modules=price,summaryDetail,
+defaultKeyStatistics,calendarEvents&formatted=false&crumb=...`` (after Yahoo's cookie + crumb
+handshake, :mod:`~tickvault.providers.yahoo._crumb`) and ``GET /ws/fundamentals-timeseries/v1/
+finance/timeseries/{symbol}?type=annualTotalRevenue,...&period1&period2``; conventions in
+:mod:`tickvault.providers.yahoo._fundamentals`.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from tickvault.calendars import TradingCalendar
-from tickvault.errors import ProviderError, SymbolNotFound, UnsupportedRequest
+from tickvault.errors import AuthenticationFailed, ProviderError, SymbolNotFound, UnsupportedRequest
 from tickvault.model import AssetClass, CorporateAction, Instrument, Timeframe
 from tickvault.providers._http import (
     DAY_US,
+    Auth,
     HttpProvider,
     HttpSession,
     ProviderSettings,
@@ -27,7 +34,9 @@ from tickvault.providers._http import (
     finish,
 )
 from tickvault.providers._symbols import vendor_symbol
-from tickvault.providers.base import BarsQuery, BarsResult, Capabilities, DataKind, TimeframeSupport
+from tickvault.providers.base import BarsQuery, BarsResult, Capabilities, DataKind, Fundamentals, TimeframeSupport
+from tickvault.providers.yahoo._crumb import CookieHeader, CrumbSession
+from tickvault.providers.yahoo._fundamentals import MODULES, body_error, series_types, transform_fundamentals
 from tickvault.providers.yahoo._transform import PROVIDER, parse_chart, raw_actions, transform_chart
 
 __all__ = ["YahooProvider"]
@@ -44,6 +53,9 @@ _INTERVALS: dict[str, tuple[str, int | None, int | None]] = {
 }
 _S = 1_000_000
 _LATER_GAP_US = DAY_US  # windows ending within a day of now need no later-events lookup
+_SERIES_YEARS = 5  # timeseries look-back: enough for the newest fiscal year and quarter
+#: Yahoo's error bodies: {"<endpoint key>": {"result": null, "error": {"code", "description"}}}
+_ERROR_KEYS = ("chart", "quoteSummary", "timeseries", "finance")
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,10 @@ class YahooProvider(HttpProvider[YahooPlan, tuple[list[Any], Any | None]]):
     Parameters
     ----------
     settings
-        Base URL (``TICKVAULT_YAHOO_BASE_URL``), timeout, rate limit; no key needed.
+        Base URL (``TICKVAULT_YAHOO_BASE_URL``), timeout, rate limit; no key needed. Options
+        ``crumb`` (``auto``/``off``) and ``cookie_url`` configure the fundamentals handshake
+        (``TICKVAULT_YAHOO_CRUMB``, ``TICKVAULT_YAHOO_COOKIE_URL``; see
+        :mod:`~tickvault.providers.yahoo._crumb`).
     extended_hours
         Include pre- and post-market intraday bars (``includePrePost``); default regular
         hours only. Also read from ``TICKVAULT_YAHOO_EXTENDED_HOURS`` (``true``/``false``).
@@ -79,12 +94,15 @@ class YahooProvider(HttpProvider[YahooPlan, tuple[list[Any], Any | None]]):
     NAME: ClassVar[str] = PROVIDER
     DEFAULT_SETTINGS: ClassVar[ProviderSettings] = ProviderSettings(
         name=PROVIDER, base_url="https://query2.finance.yahoo.com", rate_limit_per_minute=60.0)
-    OPTIONS: ClassVar[tuple[str, ...]] = ("extended_hours",)
+    OPTIONS: ClassVar[tuple[str, ...]] = ("extended_hours", "crumb", "cookie_url")
     USER_AGENT: ClassVar[str] = "Mozilla/5.0 (compatible; tickvault)"
 
     def __init__(self, settings: ProviderSettings | None = None, *, extended_hours: bool | None = None,
                  **kwargs: Any) -> None:
+        self._cookie = CookieHeader()  # before super(): auth() hands it to the HTTP client
         super().__init__(settings, **kwargs)
+        self._crumbs = CrumbSession(self._http, self._cookie, user_agent=self.USER_AGENT,
+                                    transport_factory=kwargs.get("transport_factory"))
         opt = self.settings.options.get("extended_hours", "false").strip().lower()
         self._extended = extended_hours if extended_hours is not None else opt in ("1", "true", "yes")
         self._caps = Capabilities(
@@ -92,7 +110,7 @@ class YahooProvider(HttpProvider[YahooPlan, tuple[list[Any], Any | None]]):
             asset_classes=frozenset({AssetClass.EQUITY, AssetClass.ETF, AssetClass.INDEX, AssetClass.CRYPTO,
                                      AssetClass.FX, AssetClass.FUTURE}),
             timeframes=tuple(TimeframeSupport(tf, hist, None) for tf, (_, hist, _) in _INTERVALS.items()),
-            kinds=frozenset({DataKind.BARS, DataKind.ACTIONS}),
+            kinds=frozenset({DataKind.BARS, DataKind.ACTIONS, DataKind.FUNDAMENTALS}),
             needs_credentials=False,
             rate_limit_per_minute=self.settings.rate_limit_per_minute,
         )
@@ -102,14 +120,19 @@ class YahooProvider(HttpProvider[YahooPlan, tuple[list[Any], Any | None]]):
         """Equities, ETFs, indices, crypto, FX, futures; 1m..1h intraday (Yahoo's history limits) and 1d."""
         return self._caps
 
+    def auth(self, settings: ProviderSettings) -> Auth:
+        """No key; the session cookie of the crumb handshake, once there is one."""
+        return Auth(headers=self._cookie)
+
     def classify(self, reply: Reply) -> tuple[type[ProviderError], str] | None:
-        """Yahoo's error bodies: ``{"chart": {"error": {"code", "description"}}}``."""
+        """Yahoo's error bodies: ``{"chart" | "quoteSummary" | ...: {"error": {"code", "description"}}}``."""
         if reply.status == 429 or reply.status >= 500:
             return None
         try:
-            error = reply.json()["chart"]["error"]
+            body = reply.json()
+            error = next(body[k]["error"] for k in _ERROR_KEYS if k in body)
             code, desc = str(error.get("code", "")), str(error.get("description", ""))[:200]
-        except (ProviderError, KeyError, TypeError, AttributeError):
+        except (ProviderError, KeyError, TypeError, AttributeError, StopIteration):
             return None
         if reply.status == 404 or code == "Not Found":
             return SymbolNotFound, f"Yahoo: {desc or code}"
@@ -191,6 +214,70 @@ class YahooProvider(HttpProvider[YahooPlan, tuple[list[Any], Any | None]]):
         actions = raw_actions(page.events, calendar, query.symbol, page.currency)
         lo, hi = _date(start_us), _date(end_us)
         return [a for a in actions if lo <= a.ex_date < hi]
+
+
+    # -- fundamentals ------------------------------------------------------------------------
+
+    async def fundamentals(self, symbol: str, instrument: Instrument | None = None) -> Fundamentals:
+        """quoteSummary and the newest statements as ``{name: (value, source)}``.
+
+        Two requests (plus the cookie/crumb handshake on first use): quoteSummary with the
+        modules :data:`~tickvault.providers.yahoo._fundamentals.MODULES`, and the
+        fundamentals time series for the last five years. A rejected crumb is renewed once.
+
+        Raises
+        ------
+        InvalidSymbol, UnsupportedRequest
+            For a malformed symbol or an asset class Yahoo does not serve (nothing is sent).
+        AuthenticationFailed
+            Yahoo refused the handshake, or the crumb twice.
+        SymbolNotFound
+            Yahoo does not know the symbol.
+        ProviderError
+            Any other typed failure (garbage: ProviderResponseError).
+        """
+        return await self.scrubbed(self._fundamentals(symbol, instrument))
+
+    async def _fundamentals(self, symbol: str, instrument: Instrument | None) -> Fundamentals:
+        query = BarsQuery(symbol, "1d", 0, 0, instrument)
+        self.check(query)
+        vendor = vendor_symbol(PROVIDER, query.symbol, instrument)
+        path = quote(vendor, safe="-._=")
+        now_s = self._clock.now_us() // _S
+        async with self._http.session() as session:
+            summary = await self._summary(session, path, query.symbol)
+            _raise_body_error(summary, "quoteSummary", query.symbol)  # a 200 "Not Found": no second request
+            series_params: dict[str, str | int] = {"type": ",".join(series_types()),
+                                                   "period1": now_s - _SERIES_YEARS * 366 * 86_400,
+                                                   "period2": now_s}
+            crumb = await self._crumbs.crumb(session, symbol=query.symbol)
+            if crumb is not None:
+                series_params["crumb"] = crumb
+            series = await session.get_json(f"/ws/fundamentals-timeseries/v1/finance/timeseries/{path}",
+                                             series_params, symbol=query.symbol)
+        _raise_body_error(series, "timeseries", query.symbol)
+        return transform_fundamentals(summary, series, vendor=vendor)
+
+    async def _summary(self, session: HttpSession, path: str, symbol: str) -> Any:
+        """quoteSummary, renewing once a crumb Yahoo rejects (they expire)."""
+        url = f"/v10/finance/quoteSummary/{path}"
+        params: dict[str, str | int] = {"modules": ",".join(MODULES), "formatted": "false"}
+        crumb = await self._crumbs.crumb(session, symbol=symbol)
+        try:
+            return await session.get_json(url, params if crumb is None else {**params, "crumb": crumb},
+                                          symbol=symbol)
+        except AuthenticationFailed:
+            if not self._crumbs.enabled:
+                raise
+            self._crumbs.reset()
+        crumb = await self._crumbs.crumb(session, symbol=symbol)
+        return await session.get_json(url, params if crumb is None else {**params, "crumb": crumb}, symbol=symbol)
+
+
+def _raise_body_error(payload: Any, key: str, symbol: str) -> None:
+    error = body_error(payload, key, symbol=symbol)
+    if error is not None:
+        raise error
 
 
 def _date(us: int) -> dt.date:
