@@ -436,6 +436,14 @@ class CachedStore:
         finally:
             self._invalidate(series_key("meta", instrument.symbol))
 
+    def delete_instrument(self, symbol: str) -> bool:
+        """Remove the record, then invalidate the symbol's metadata."""
+        sym = validate_symbol(symbol)
+        try:
+            return self._store.delete_instrument(sym)
+        finally:
+            self._invalidate(series_key("meta", sym))
+
     def instrument(self, symbol: str) -> Instrument | None:
         """The instrument record (or ``None``), cached under the symbol's ``meta`` series."""
         sym = validate_symbol(symbol)

@@ -155,6 +155,10 @@ class Vault(Analytics, Sources):
         """Insert or replace an instrument record."""
         self._store.put_instrument(instrument)
 
+    def remove_instrument(self, symbol: str) -> bool:
+        """Remove an instrument record (stored bars, actions and coverage stay); whether it existed."""
+        return self._store.delete_instrument(validate_symbol(symbol))
+
     def instruments(self) -> list[Instrument]:
         """Every known instrument, sorted by symbol."""
         return self._store.instruments()

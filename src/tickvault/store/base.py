@@ -171,6 +171,10 @@ class BarStore(Protocol):
         """The instrument record, if any."""
         ...
 
+    def delete_instrument(self, symbol: str) -> bool:
+        """Remove an instrument record (its bars stay); return whether one existed."""
+        ...
+
     def instruments(self) -> list[Instrument]:
         """Every instrument record, sorted by symbol."""
         ...

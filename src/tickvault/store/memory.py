@@ -202,6 +202,11 @@ class MemoryStore:
         with self._lock:
             return self._instruments.get(validate_symbol(symbol))
 
+    def delete_instrument(self, symbol: str) -> bool:
+        """Remove a record."""
+        with self._lock:
+            return self._instruments.pop(validate_symbol(symbol), None) is not None
+
     def instruments(self) -> list[Instrument]:
         """All records by symbol."""
         with self._lock:

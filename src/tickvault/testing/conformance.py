@@ -430,12 +430,21 @@ class BarStoreConformance:
         assert got.rows == 12
         assert store.latest_report("AAPL", "5m") is None
 
+    def test_instruments_can_be_deleted(self, store: BarStore) -> None:
+        from tickvault.model import Instrument
+
+        store.put_instrument(Instrument("BRK.B", name="Berkshire"))
+        assert store.delete_instrument("BRK.B") is True
+        assert store.instrument("BRK.B") is None and store.delete_instrument("BRK.B") is False
+        with pytest.raises(InvalidSymbol):
+            store.delete_instrument("../x")
+
     def test_meta_values_persist_and_keys_are_checked(self, harness: StoreHarness, store: BarStore) -> None:
         assert store.get_meta("fundamentals:BRK.B") is None
         store.set_meta("fundamentals:BRK.B", '{"pe_ratio": 9.5}')
         store.set_meta("fundamentals:BTC/USDT", "x" * 1000)
         store.set_meta("schema_version", "user value")  # user keys never clash with the store's own
-        reopened = harness.restart()
+        reopened = harness.restart(store)
         assert reopened.get_meta("fundamentals:BRK.B") == '{"pe_ratio": 9.5}'
         assert reopened.get_meta("schema_version") == "user value"
         reopened.set_meta("fundamentals:BRK.B", None)

@@ -143,6 +143,12 @@ def actions(cat: Catalog, symbol: str) -> list[CorporateAction]:
 
 
 # -- instruments and reports -----------------------------------------------------------------
+def delete_instrument(cat: Catalog, symbol: str) -> bool:
+    """Remove an instrument record; whether one existed."""
+    with cat.write() as conn:
+        return conn.execute("DELETE FROM instruments WHERE symbol = ?", (symbol,)).rowcount > 0
+
+
 def put_instrument(cat: Catalog, item: Instrument) -> None:
     """Insert or replace an instrument record."""
     if not isinstance(item, Instrument):

@@ -310,6 +310,11 @@ class LocalStore:
         self._open()
         _ledger.put_instrument(self._core.catalog, instrument)
 
+    def delete_instrument(self, symbol: str) -> bool:
+        """Remove an instrument record (its bars stay); whether one existed."""
+        self._open()
+        return _ledger.delete_instrument(self._core.catalog, validate_symbol(symbol))
+
     def instrument(self, symbol: str) -> Instrument | None:
         """The instrument record, if any."""
         self._open()
