@@ -128,7 +128,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             yield Dashboard(url, vault, key, http)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # the sync API holds an event loop: release it after this module
 def browser() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         pytest.fail(f"the dashboard tests need Chromium at {CHROMIUM}, which is missing: {INSTALL_HINT}")
