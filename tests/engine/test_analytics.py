@@ -146,3 +146,22 @@ def test_materialization_survives_a_restart_and_settings_default(tmp_path: objec
     with tickvault.open(":memory:", materialize={"*": ("1h",)}) as vault:
         vault.write("MSFT", "1m", _sim("MSFT", "1m", "2024-03-04", "2024-03-05"), provider="sim")
         assert {s.timeframe for s in vault.status("MSFT")} == {"1m", "1h"}
+
+
+def test_snapshots_are_cached_and_invalidated_across_vaults(tmp_path: object) -> None:
+    import tickvault
+
+    home = str(tmp_path) + "/vault"  # type: ignore[operator]
+    with tickvault.open(home) as writer, tickvault.open(home) as reader:
+        writer.write("AAPL", "1d", _sim("AAPL", "1d", "2023-06-01", "2024-03-01"))
+        first = reader.snapshot(["AAPL"], "1d")
+        hits = reader.cache_stats()["levels"]["memory"]["hits"]
+        again = reader.snapshot(["AAPL"], "1d")
+        assert first.equals(again)
+        assert reader.cache_stats()["levels"]["memory"]["hits"] > hits  # the second snapshot came from L1
+        nxt = _sim("AAPL", "1d", "2024-03-01", "2024-03-02")
+        writer.write("AAPL", "1d", nxt)  # another vault on the same store
+        assert reader.snapshot(["AAPL"], "1d").loc["AAPL", "close"] == nxt.column("close")[0].as_py()
+        writer.add_actions("AAPL", [tickvault.CorporateAction.split("2024-03-01", 2.0)])
+        split = reader.snapshot(["AAPL"], "1d")
+        assert split.loc["AAPL", "chg_5d"] != pytest.approx(first.loc["AAPL", "chg_5d"])

@@ -229,3 +229,24 @@ def test_read_through_results_are_arrow_canonical(tmp_path: Path) -> None:
         table = vault.bars("AAPL", "1d", "2024-01-02", "2024-01-31", format="arrow")
         assert isinstance(table, pa.Table) and table.num_rows == 21
         assert np.all(np.diff(table.column("ts").cast(pa.int64()).to_numpy()) > 0)
+
+
+def test_identical_concurrent_requests_share_one_fetch() -> None:
+    import threading
+
+    slow = Stub("yahoo", delay=0.3)
+    with tickvault.open(":memory:", providers=[slow]) as vault:
+        results: list[int] = []
+        barrier = threading.Barrier(4)
+
+        def read() -> None:
+            barrier.wait()
+            results.append(len(vault.bars("AAPL", "1d", "2024-01-02", "2024-01-31")))
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [21] * 4
+        assert slow.calls == 1

@@ -17,7 +17,8 @@ keeps derived results consistent with the store:
 
 from __future__ import annotations
 
-import threading
+import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,7 +27,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tickvault.cache.base import series_key
 from tickvault.calendars import TradingCalendar
+from tickvault.engine._cached import ttl_for
 from tickvault.engine._frames import to_format
 from tickvault.engine._screen import evaluate, expression_fields
 from tickvault.errors import InvalidInput
@@ -36,6 +39,7 @@ from tickvault.transform.indicators import compute, parse_indicator
 
 if TYPE_CHECKING:
     from tickvault.config import Settings
+    from tickvault.engine._cached import CachedStore
     from tickvault.engine._write import CoverageMode
     from tickvault.model import WriteReceipt
     from tickvault.store.base import BarStore
@@ -92,11 +96,9 @@ def fill_gaps(table: pa.Table, tf: Timeframe, calendar: TradingCalendar | None, 
 class Analytics:
     """Mixin giving :class:`~tickvault.engine.Vault` its analytics methods."""
 
-    _snap_lock: threading.Lock
-    _snap_memo: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]]
-
     if TYPE_CHECKING:  # provided by Vault
         _store: BarStore
+        _cached: CachedStore | None
         _settings: Settings
 
         def calendar(self, symbol: str) -> TradingCalendar: ...
@@ -113,8 +115,6 @@ class Analytics:
                          provider: str | None, extra: Sequence[Any] = ()) -> WriteReceipt: ...
 
     def _init_analytics(self) -> None:
-        self._snap_lock = threading.Lock()
-        self._snap_memo = {}
         self._materialized: dict[str, set[str]] = {}
 
     # -- derived timeframes -----------------------------------------------------------
@@ -206,18 +206,14 @@ class Analytics:
         return pd.Timestamp(max(lo, ts_to_us(cal.first_session)) * 1000, tz="UTC")
 
     # -- snapshots and screens ------------------------------------------------------------
-    def _on_change(self, symbol: str) -> None:
-        with self._snap_lock:
-            for key in [k for k in self._snap_memo if k[0] == symbol]:
-                del self._snap_memo[key]
-
     def snapshot(self, symbols: Sequence[str] | str, timeframe: str = "1d",
                  indicators: Sequence[str] = DEFAULT_SNAPSHOT, *, adjust: Literal["none", "splits", "all"] = "splits",
                  format: str = "pandas") -> Any:
         """Per symbol: the latest bar, change over common windows and latest indicator values.
 
-        Symbols with no stored bars are listed with empty values. The result is memoised
-        per series and dropped on every write or new corporate action of the symbol.
+        Symbols with no stored bars are listed with empty values. Rows are kept in the
+        vault's caches (L1, and Redis when configured) under the generations of the symbol's
+        bars and corporate actions, so any write or new action makes them unreachable.
         """
         syms = [symbols] if isinstance(symbols, str) else list(symbols)
         if len(syms) > _MAX_UNIVERSE:
@@ -234,11 +230,22 @@ class Analytics:
         return to_format(pa.Table.from_pandas(frame.reset_index(), preserve_index=False), format, index=False)
 
     def _snapshot_row(self, sym: str, tf: Timeframe, names: tuple[str, ...], adjust: str) -> dict[str, Any]:
-        key = (sym, f"{tf}:{adjust}", names)
-        with self._snap_lock:
-            hit = self._snap_memo.get(key)
-        if hit is not None:
-            return dict(hit)
+        cached = self._cached
+        if cached is None:
+            return self._compute_snapshot_row(sym, tf, names, adjust)
+        blob = cached.remember(
+            f"snapshot:{sym}:{tf}:{adjust}:{','.join(names)}",
+            [series_key("bars", sym, str(tf)), series_key("meta", sym)],
+            ttl_for(str(tf)),
+            lambda: json.dumps(self._compute_snapshot_row(sym, tf, names, adjust), default=_iso).encode())
+        row: dict[str, Any] = json.loads(blob)
+        if row.get("ts") is not None:
+            row["ts"] = pd.Timestamp(row["ts"])
+        else:
+            row["ts"] = pd.NaT
+        return row
+
+    def _compute_snapshot_row(self, sym: str, tf: Timeframe, names: tuple[str, ...], adjust: str) -> dict[str, Any]:
         windows = _WINDOWS_INTRADAY if tf.is_intraday else _WINDOWS_DAILY
         specs = [parse_indicator(n) for n in names]
         need = max([253, *(10 * int(max(s.params, default=1)) for s in specs)])
@@ -258,8 +265,6 @@ class Analytics:
             for col in ind.column_names:
                 if col != "ts":
                     row[col] = ind.column(col)[-1].as_py()
-        with self._snap_lock:
-            self._snap_memo[key] = dict(row)
         return row
 
     def screen(self, expression: str, universe: Sequence[str] | None = None, timeframe: str = "1d", *,
@@ -356,7 +361,6 @@ class Analytics:
         return known | set(defaults.get(symbol, ())) | set(defaults.get("*", ()))
 
     def _after_write(self, symbol: str, timeframe: str, first_us: int, last_us: int) -> None:
-        self._on_change(symbol)
         targets = self._materialized_targets(symbol)
         if not targets or timeframe in targets:
             return
@@ -365,6 +369,15 @@ class Analytics:
             target = Timeframe.parse(t)
             if source < target and source.divides(target):
                 self._refresh_materialized(symbol, source, target, first_us, last_us)
+
+
+def _iso(value: Any) -> Any:
+    """JSON for timestamps in a cached snapshot row."""
+    if isinstance(value, dt.datetime | np.datetime64):
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+    if value is pd.NaT:
+        return None
+    raise TypeError(f"cannot cache {type(value).__name__} in a snapshot row")
 
 
 def _indicator_for_field(field: str) -> str | None:

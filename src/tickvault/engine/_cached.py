@@ -264,6 +264,26 @@ class CachedStore:
             except CacheError:
                 self._count("cache_errors")
 
+    def remember(self, base: str, series: Sequence[str], ttl: float, compute: Callable[[], bytes]) -> bytes:
+        """A derived value (a snapshot row, say) cached under every series it depends on.
+
+        The key carries the generations of the extra series and the entry lives under the
+        first one, so a write to any of them makes it unreachable; a write racing with
+        ``compute`` is refused by the generation check on put, as for bar windows.
+        """
+        tokens = [self._tokens(s) for s in series]
+        if not tokens or any(t is None for t in tokens):
+            return compute()
+        primary = tokens[0]
+        assert primary is not None
+        key = base + "".join(f"|{t[0]}/{t[1]}" for t in tokens[1:] if t is not None)
+        hit = self._get(key, series[0], primary, ttl, arrow=False)
+        if hit is not None:
+            return hit
+        value = compute()
+        self._put(key, series[0], primary, ttl, lambda: value, lambda: value)
+        return value
+
     def _invalidate(self, series: str) -> None:
         # After the store acknowledged, before our caller hears of it: L2 (shared), then L1.
         if self._l2 is not None:

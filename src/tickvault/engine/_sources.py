@@ -47,8 +47,6 @@ class Sources:
 
         def instrument(self, symbol: str) -> Instrument: ...
 
-        def _on_change(self, symbol: str) -> None: ...
-
     def providers(self) -> list[ProviderStatus]:
         """Configured providers: capabilities, credentials, and this process's calls and errors."""
         return [self._fetcher.health.status(p) for p in self._fetcher.providers]
@@ -149,9 +147,7 @@ class Sources:
                 first_error = first_error or exc
                 continue
             self._fetcher.health.ok(p.name)
-            changed = self._store.add_actions(sym, actions)
-            self._on_change(sym)
-            return changed
+            return self._store.add_actions(sym, actions)
         assert first_error is not None
         raise first_error
 

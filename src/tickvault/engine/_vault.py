@@ -225,7 +225,6 @@ class Vault(Analytics, Sources):
                       query: BarsQuery) -> WriteReceipt:
         if result.actions:
             self._store.add_actions(symbol, result.actions)
-            self._on_change(symbol)
         coverage: CoverageMode = "none" if result.coverage else "bars"
         receipt = self._write_table(symbol, tf, result.table, coverage=coverage, provider=provider,
                                     extra=result.coverage)
@@ -391,9 +390,7 @@ class Vault(Analytics, Sources):
 
     def _import_actions(self, symbol: str, actions: list[CorporateAction]) -> int:
         sym = validate_symbol(symbol)
-        changed = self._store.add_actions(sym, actions)
-        self._on_change(sym)
-        return changed
+        return self._store.add_actions(sym, actions)
 
     # -- coverage ---------------------------------------------------------------------
     def coverage(self, symbol: str, timeframe: str) -> list[CoverageInterval]:
@@ -413,9 +410,7 @@ class Vault(Analytics, Sources):
     def add_actions(self, symbol: str, frame: Any) -> int:
         """Store splits/dividends (a frame or ``CorporateAction`` list); returns how many changed."""
         sym = validate_symbol(symbol)
-        changed = self._store.add_actions(sym, actions_from_frame(sym, frame))
-        self._on_change(sym)  # adjusted snapshots are stale now
-        return changed
+        return self._store.add_actions(sym, actions_from_frame(sym, frame))
 
     def actions(self, symbol: str, format: str = "pandas") -> Any:
         """Corporate actions of ``symbol`` (ex_date, kind, value, currency, provider)."""
