@@ -35,7 +35,7 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("TICKVAULT_HOME", str(tmp_path / "tickvault-home"))
     # Never the network by default: tests that want providers pass them explicitly.
     monkeypatch.setenv("TICKVAULT_PROVIDERS", "none")
-    yield
+    return
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,8 @@ def test_error_messages_carry_context() -> None:
     from tickvault import errors
 
     e = errors.ProviderUnavailable("server error", provider="yahoo", status=503)
-    assert str(e) == "server error (provider=yahoo, status=503)" and e.status == 503  # type: ignore[attr-defined]
+    assert str(e) == "server error (provider=yahoo, status=503)"
+    assert e.status == 503
     f = errors.FileFormatError("bad number 'x' in column open", path="a.csv", line=12)
     assert str(f) == "a.csv:12: bad number 'x' in column open"
 

@@ -27,7 +27,8 @@ def test_bars_weekly_through_resampling(cli: RunCli, home: Path) -> None:
     result = cli("bars", "AAPL", "--timeframe", "1w", "--format", "json", "--home", home)
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert len(rows) >= 60 and all(r["provider"] == "derived:1d" for r in rows)
+    assert len(rows) >= 60
+    assert all(r["provider"] == "derived:1d" for r in rows)
 
 
 def test_indicators_table_and_csv(cli: RunCli, home: Path) -> None:
@@ -35,11 +36,13 @@ def test_indicators_table_and_csv(cli: RunCli, home: Path) -> None:
     table = cli("indicators", "AAPL", "-t", "1d", "--ind", "rsi_14,macd_12_26_9", "--start", "2024-01-02",
                 "--home", home)
     assert table.exit_code == 0, table.stderr
-    assert "rsi_14" in table.stdout and "macd_12_26_9" in table.stdout
+    assert "rsi_14" in table.stdout
+    assert "macd_12_26_9" in table.stdout
     csv = cli("indicators", "AAPL", "-t", "1d", "--ind", "rsi_14", "--start", "2024-01-02", "--format", "csv",
               "--home", home)
     lines = csv.stdout.strip().splitlines()
-    assert lines[0].split(",") == ["ts", "rsi_14"] and len(lines) > 30
+    assert lines[0].split(",") == ["ts", "rsi_14"]
+    assert len(lines) > 30
 
 
 def test_indicators_errors_are_one_line(cli: RunCli, home: Path) -> None:
@@ -61,9 +64,11 @@ def test_screen_with_list_file_and_errors(cli: RunCli, home: Path, tmp_path: Pat
     some = cli("screen", "close > 0", "--universe", universe, "--format", "json", "--home", home)
     assert sorted(r["symbol"] for r in json.loads(some.stdout)) == ["AAPL", "NVDA"]
     listed = cli("screen", "rsi_14 >= 0", "--universe", "MSFT", "--home", home)
-    assert listed.exit_code == 0 and "MSFT" in listed.stdout
+    assert listed.exit_code == 0
+    assert "MSFT" in listed.stdout
     unknown = cli("screen", "foo < 1", "--home", home)
     assert unknown.exit_code == 2
     assert_one_line_error(unknown.stderr, "unknown field 'foo'")
     hostile = cli("screen", "__import__('os').system('echo pwned')", "--home", home)
-    assert hostile.exit_code == 2 and "pwned" not in hostile.stdout
+    assert hostile.exit_code == 2
+    assert "pwned" not in hostile.stdout

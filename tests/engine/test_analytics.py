@@ -40,7 +40,8 @@ def test_unstored_timeframe_is_derived_from_the_finest_stored_one(vault: Vault) 
 def test_vendor_daily_wins_over_derived(vault: Vault) -> None:
     vault.write("AAPL", "1m", _sim("AAPL", "1m", "2024-03-04", "2024-03-06"), provider="sim")
     derived = vault.bars("AAPL", "1d", fetch="never")
-    assert set(derived["provider"].astype(str)) == {"derived:1m"} and len(derived) == 2
+    assert set(derived["provider"].astype(str)) == {"derived:1m"}
+    assert len(derived) == 2
     vendor = _sim("AAPL", "1d", "2024-03-04", "2024-03-06", seed=99)
     vault.write("AAPL", "1d", vendor, provider="vendor")
     got = vault.bars("AAPL", "1d", fetch="never")
@@ -64,7 +65,8 @@ def test_gap_fill_policies_on_read(vault: Vault) -> None:
     plain = vault.bars("AAPL", "1d", "2024-01-02", "2024-01-12", fetch="never")
     nan = vault.bars("AAPL", "1d", "2024-01-02", "2024-01-12", fetch="never", fill="nan")
     ffill = vault.bars("AAPL", "1d", "2024-01-02", "2024-01-12", fetch="never", fill="ffill")
-    assert len(plain) == 8 and len(nan) == len(ffill) == 9
+    assert len(plain) == 8
+    assert len(nan) == len(ffill) == 9
     assert np.isnan(nan.loc["2024-01-05", "close"])
     prev = plain.loc["2024-01-04", "close"]
     assert ffill.loc["2024-01-05", ["open", "high", "low", "close"]].tolist() == [prev] * 4
@@ -110,7 +112,7 @@ def test_screen_filters_and_rejects_unknown_fields_and_code(vault: Vault) -> Non
     got = vault.screen("rsi_14 < 50 or close > sma_200")
     assert sorted(got.index) == expected
     assert sorted(vault.screen("sma_100 > 0", universe=["AAPL"]).index) == ["AAPL"]  # any indicator name works
-    with pytest.raises(InvalidInput, match="unknown field 'nope'.*known fields"):
+    with pytest.raises(InvalidInput, match=r"unknown field 'nope'.*known fields"):
         vault.screen("nope > 1")
     for hostile in ["__import__('os').system('true')", "close.__class__", "[c for c in close]", "close > 'x'",
                     "lambda: 1", ""]:
@@ -121,7 +123,8 @@ def test_screen_filters_and_rejects_unknown_fields_and_code(vault: Vault) -> Non
 def test_materialized_timeframes_follow_writes_incrementally(vault: Vault) -> None:
     vault.write("AAPL", "1m", _sim("AAPL", "1m", "2024-03-04", "2024-03-06"), provider="sim")
     written = vault.materialize("AAPL", ["5m", "1h"])
-    assert written["5m"] == 2 * 78 and written["1h"] == 2 * 7
+    assert written["5m"] == 2 * 78
+    assert written["1h"] == 2 * 7
     vault.write("AAPL", "1m", _sim("AAPL", "1m", "2024-03-06", "2024-03-07"), provider="sim")
     stored_5m = vault.bars("AAPL", "5m", fetch="never", format="arrow")
     all_1m = vault.bars("AAPL", "1m", fetch="never", format="arrow")

@@ -73,7 +73,8 @@ class Stub:
         finally:
             self.in_flight -= 1
 
-    async def fundamentals(self, symbol: str, instrument: Instrument | None = None) -> dict[str, tuple[float | str, str]]:
+    async def fundamentals(self, symbol: str,
+                           instrument: Instrument | None = None) -> dict[str, tuple[float | str, str]]:
         self.calls += 1
         if self.fail or self._fund is None:
             raise ProviderUnavailable("down", provider=self._name)
@@ -139,7 +140,8 @@ def test_provisional_recent_bars_are_refetched_only_when_stale() -> None:
     tf = Timeframe.parse("1m")
     fresh = plan_missing(store, cal, "AAPL", tf, t0, t0 + 60_000_000 * 30, now_us=t0 + 30_000_000)
     stale = plan_missing(store, cal, "AAPL", tf, t0, t0 + 60_000_000 * 30, now_us=t0 + 60_000_000 * 31)
-    assert fresh == [] and stale == [(t0, t0 + 60_000_000 * 30)]
+    assert fresh == []
+    assert stale == [(t0, t0 + 60_000_000 * 30)]
 
 
 def test_chunks_are_fetched_concurrently_and_fail_over_per_chunk() -> None:
@@ -147,15 +149,19 @@ def test_chunks_are_fetched_concurrently_and_fail_over_per_chunk() -> None:
     with tickvault.open(":memory:", providers=[slow]) as vault:
         got = vault.bars("AAPL", "1m", "2024-01-02", "2024-01-12")  # 9 sessions (end date inclusive)
         assert len(got) == 9 * 390
-        assert slow.calls >= 9 and slow.max_in_flight > 1
+        assert slow.calls >= 9
+        assert slow.max_in_flight > 1
     down, up = Stub("polygon", keyed=True, fail=True), Stub("yahoo")
     with tickvault.open(":memory:", providers=[down, up]) as vault:
         got = vault.bars("AAPL", "1m", "2024-01-02", "2024-01-03")
         assert set(got["provider"].astype(str)) == {"yahoo"}
         status = {s.name: s for s in vault.providers()}
-        assert status["polygon"].errors == 1 and status["polygon"].last_error
-        assert status["yahoo"].calls == 1 and status["yahoo"].last_ok is not None
-        assert status["polygon"].needs_credentials and status["polygon"].credentials_set
+        assert status["polygon"].errors == 1
+        assert status["polygon"].last_error
+        assert status["yahoo"].calls == 1
+        assert status["yahoo"].last_ok is not None
+        assert status["polygon"].needs_credentials
+        assert status["polygon"].credentials_set
 
 
 def test_fundamentals_merge_by_priority_with_sources_and_ttl(tmp_path: Path) -> None:
@@ -168,11 +174,13 @@ def test_fundamentals_merge_by_priority_with_sources_and_ttl(tmp_path: Path) -> 
         assert got == {"market_cap": (1.0e12, "fmp profile"), "pe_ratio": (30.0, "fmp ratios"),
                        "sector": ("Tech", "tiingo meta")}
         calls = first.calls + second.calls
-        assert v.fundamentals("AAPL") == got and first.calls + second.calls == calls  # cached
+        assert v.fundamentals("AAPL") == got
+        assert first.calls + second.calls == calls
         v.fundamentals("AAPL", refresh=True)
         assert first.calls + second.calls == calls + 2
     with tickvault.open(home, providers=[first, second]) as v:  # the cache survives a restart
-        assert v.fundamentals("AAPL") == got and first.calls + second.calls == calls + 2
+        assert v.fundamentals("AAPL") == got
+        assert first.calls + second.calls == calls + 2
     with tickvault.open(":memory:", providers=[first, second], fundamentals_ttl_days=0) as v:
         v.fundamentals("AAPL")
         time.sleep(0.001)
@@ -215,7 +223,9 @@ def test_provider_wiring_from_settings_and_environment() -> None:
     env = {"TICKVAULT_POLYGON_API_KEY": "k", "TICKVAULT_POLYGON_BASE_URL": "http://127.0.0.1:9"}
     assert [p.name for p in build_providers(Settings(providers=("none",)), env)] == []
     auto = [p.name for p in build_providers(Settings(providers=("auto",)), env)]
-    assert auto[0] == "yahoo" and "polygon" in auto and "alpaca" not in auto
+    assert auto[0] == "yahoo"
+    assert "polygon" in auto
+    assert "alpaca" not in auto
     assert [p.name for p in build_providers(Settings(providers=("sim", "yahoo")), env)] == ["sim", "yahoo"]
     with pytest.raises(ConfigError, match="unknown provider"):
         build_providers(Settings(providers=("nope",)), env)
@@ -227,7 +237,8 @@ def test_read_through_results_are_arrow_canonical(tmp_path: Path) -> None:
     stub = Stub("yahoo")
     with tickvault.open(tmp_path / "v", providers=[stub]) as vault:
         table = vault.bars("AAPL", "1d", "2024-01-02", "2024-01-31", format="arrow")
-        assert isinstance(table, pa.Table) and table.num_rows == 21
+        assert isinstance(table, pa.Table)
+        assert table.num_rows == 21
         assert np.all(np.diff(table.column("ts").cast(pa.int64()).to_numpy()) > 0)
 
 

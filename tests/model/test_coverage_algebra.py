@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,7 +35,7 @@ def _paint(ms: list[CoverageInterval]) -> list[CoverageState | None]:
 def test_apply_marks_matches_painting_oracle(first: list[CoverageInterval], second: list[CoverageInterval]) -> None:
     result = apply_marks(apply_marks([], first), second)
     assert _paint(result) == _paint(first + second)
-    for a, b in zip(result, result[1:], strict=False):
+    for a, b in itertools.pairwise(result):
         assert a.end_us <= b.start_us
         assert not (a.end_us == b.start_us and a.state == b.state and a.provider == b.provider)
 

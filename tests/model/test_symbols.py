@@ -45,7 +45,8 @@ def test_error_message_is_one_printable_line() -> None:
     with pytest.raises(InvalidSymbol) as info:
         validate_symbol("A\nB\x00")
     text = str(info.value)
-    assert "\n" not in text and "\x00" not in text
+    assert "\n" not in text
+    assert "\x00" not in text
 
 
 @given(st.text(max_size=60))
@@ -55,7 +56,10 @@ def test_any_accepted_symbol_is_path_and_key_safe(text: str) -> None:
     except InvalidSymbol:
         return
     comp = symbol_path_component(sym)
-    assert ".." not in comp and "/" not in comp and "\\" not in comp and comp not in (".", "")
+    assert ".." not in comp
+    assert "/" not in comp
+    assert "\\" not in comp
+    assert comp not in (".", "")
     allowed = set(string.ascii_uppercase + string.digits + "._-%")
     assert set(comp) <= allowed
     assert not (set(sym) & set("*?[]{} \t\r\n'\";`$|&<>"))

@@ -40,7 +40,8 @@ def test_non_string_is_rejected() -> None:
 def test_ordering_and_properties() -> None:
     tfs = [Timeframe.parse(t) for t in ["1mo", "1d", "1m", "1w", "4h", "5m"]]
     assert [str(t) for t in sorted(tfs)] == ["1m", "5m", "4h", "1d", "1w", "1mo"]
-    assert Timeframe.parse("5m").is_intraday and not Timeframe.parse("1d").is_intraday
+    assert Timeframe.parse("5m").is_intraday
+    assert not Timeframe.parse("1d").is_intraday
     assert Timeframe.parse("1m").divides(Timeframe.parse("1h"))
     assert not Timeframe.parse("7m").divides(Timeframe.parse("1h"))
     assert Timeframe.parse("1d").divides(Timeframe.parse("1w"))

@@ -435,7 +435,8 @@ class BarStoreConformance:
 
         store.put_instrument(Instrument("BRK.B", name="Berkshire"))
         assert store.delete_instrument("BRK.B") is True
-        assert store.instrument("BRK.B") is None and store.delete_instrument("BRK.B") is False
+        assert store.instrument("BRK.B") is None
+        assert store.delete_instrument("BRK.B") is False
         with pytest.raises(InvalidSymbol):
             store.delete_instrument("../x")
 
