@@ -10,13 +10,14 @@ import tickvault
 
 EXPECTED = {
     "tickvault": [
-        "BarEvent", "CorporateAction", "CorruptData", "CoverageInterval", "CoverageState", "FetchOutcome",
+        "BarEvent", "CopyReport", "CorporateAction", "CorruptData", "CoverageInterval", "CoverageState", "FetchOutcome",
         "FileFormatError", "ImportResult", "Instrument", "InvalidInput", "InvalidSymbol", "InvalidTimeframe",
         "MissingData", "Provider", "ProviderError", "QualityReport", "SchemaError", "SeriesStatus", "Settings",
         "StorageError", "StoreLocked", "TickvaultError", "TimeRange", "Timeframe", "Vault", "WriteReceipt",
-        "__version__", "errors", "open",
+        "__version__", "errors", "migrate", "open",
     ],
-    "tickvault.engine": ["Adjust", "BarEvent", "Fetch", "FetchOutcome", "ImportResult", "SeriesStatus", "Vault"],
+    "tickvault.engine": ["Adjust", "BarEvent", "CopyReport", "Fetch", "FetchOutcome", "ImportResult", "SeriesStatus",
+                         "Vault"],
     "tickvault.store": ["QUARANTINE_SCHEMA", "BarStore", "MemoryStore", "SeriesInfo", "VerifyReport"],
 }
 

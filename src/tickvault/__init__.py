@@ -41,13 +41,14 @@ from tickvault.model import (
 )
 
 if TYPE_CHECKING:
-    from tickvault.engine import BarEvent, FetchOutcome, ImportResult, SeriesStatus, Vault
+    from tickvault.engine import BarEvent, CopyReport, FetchOutcome, ImportResult, SeriesStatus, Vault
     from tickvault.providers.base import Provider
 
 # The engine (and with it pyarrow compute, calendars, quality rules) loads on first use, so
 # `import tickvault.model` or a CLI `--help` stays fast.
 _LAZY = {
     "BarEvent": "tickvault.engine",
+    "CopyReport": "tickvault.engine",
     "FetchOutcome": "tickvault.engine",
     "ImportResult": "tickvault.engine",
     "SeriesStatus": "tickvault.engine",
@@ -71,6 +72,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BarEvent",
+    "CopyReport",
     "CorporateAction",
     "CorruptData",
     "CoverageInterval",
@@ -98,6 +100,7 @@ __all__ = [
     "WriteReceipt",
     "__version__",
     "errors",
+    "migrate",
     "open",
 ]
 
@@ -158,3 +161,34 @@ def open(
     chosen = list(providers) if providers is not None else build_providers(base, os.environ)
     store = build_store(base, memory=memory)
     return Vault(store, base, chosen)
+
+
+def migrate(database_url: str | None = None, **overrides: Any) -> tuple[int, int]:
+    """Create or upgrade the PostgreSQL schema in place.
+
+    Parameters
+    ----------
+    database_url
+        ``postgresql://...``; default ``TICKVAULT_DATABASE_URL``.
+
+    Returns
+    -------
+    tuple[int, int]
+        ``(from_version, to_version)``.
+
+    Raises
+    ------
+    ConfigError
+        No PostgreSQL URL configured, or psycopg missing.
+    StorageError
+        The server is unreachable or a step failed (the schema is left as it was).
+    """
+    from tickvault._wiring import migrate_database
+
+    url = database_url
+    if url is None:
+        configured = Settings(**overrides).database_url
+        if configured is None:
+            raise errors.ConfigError("no database: pass database_url or set TICKVAULT_DATABASE_URL")
+        url = configured.get_secret_value()
+    return migrate_database(url)

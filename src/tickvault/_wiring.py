@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tickvault.cache import MemoryCache
     from tickvault.engine._cached import CacheSet
 
-__all__ = ["PROVIDERS", "build_caches", "build_providers", "build_store"]
+__all__ = ["PROVIDERS", "build_caches", "build_providers", "build_store", "migrate_database"]
 
 
 def build_store(settings: Settings, *, memory: bool = False) -> BarStore:
@@ -51,6 +51,26 @@ def build_store(settings: Settings, *, memory: bool = False) -> BarStore:
     from tickvault.store.local import LocalStore
 
     return LocalStore(settings.home, lock_timeout=settings.lock_timeout)
+
+
+def migrate_database(url: str) -> tuple[int, int]:
+    """Create or upgrade the PostgreSQL schema at ``url``; ``(from_version, to_version)``.
+
+    Raises
+    ------
+    ConfigError
+        For a URL that is not PostgreSQL or a missing psycopg.
+    StorageError
+        If the server is unreachable or a migration step fails.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"migrate needs a postgresql:// URL, got a {scheme or 'schemeless'} one")
+    try:
+        from tickvault.store.postgres import PostgresStore
+    except ImportError:
+        raise ConfigError("migrating PostgreSQL needs psycopg: pip install 'tickvault[postgres]'") from None
+    return PostgresStore.migrate(url)
 
 
 #: name -> (module, class); keyless providers first (they need no credentials).

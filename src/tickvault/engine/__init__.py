@@ -4,9 +4,10 @@ It only uses the protocols in ``store/base.py`` and ``providers/base.py``; the c
 backends are chosen by :func:`tickvault.open`.
 """
 
+from tickvault.engine._copy import CopyReport
 from tickvault.engine._imports import ImportResult
 from tickvault.engine._read import FetchOutcome
 from tickvault.engine._vault import Adjust, Fetch, SeriesStatus, Vault
 from tickvault.engine._write import BarEvent
 
-__all__ = ["Adjust", "BarEvent", "Fetch", "FetchOutcome", "ImportResult", "SeriesStatus", "Vault"]
+__all__ = ["Adjust", "BarEvent", "CopyReport", "Fetch", "FetchOutcome", "ImportResult", "SeriesStatus", "Vault"]

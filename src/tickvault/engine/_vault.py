@@ -22,6 +22,7 @@ from tickvault.calendars import TradingCalendar, get_calendar
 from tickvault.config import Settings
 from tickvault.engine._analytics import Analytics, FillPolicy, fill_gaps
 from tickvault.engine._cached import CachedStore, CacheSet
+from tickvault.engine._copy import CopyReport, copy_store
 from tickvault.engine._frames import to_format
 from tickvault.engine._health import cache_stats, health_report
 from tickvault.engine._imports import ImportResult, import_file
@@ -154,6 +155,14 @@ class Vault(Analytics, Sources):
     def add_instrument(self, instrument: Instrument) -> None:
         """Insert or replace an instrument record."""
         self._store.put_instrument(instrument)
+
+    def copy_to(self, destination: Vault, *,
+                progress: Callable[[str, str, int], None] | None = None) -> CopyReport:
+        """Copy every series, its coverage, reports, quarantine, instruments and actions into
+        ``destination`` (any backend). Idempotent: a second run writes nothing."""
+        if destination is self:
+            raise InvalidInput("cannot copy a vault into itself")
+        return copy_store(self._store, destination._store, progress=progress)
 
     def remove_instrument(self, symbol: str) -> bool:
         """Remove an instrument record (stored bars, actions and coverage stay); whether it existed."""
