@@ -1,0 +1,187 @@
+"""Native range partitions of the bars tables: created ahead of need, on demand, or in bulk.
+
+Each bars table is ``PARTITION BY RANGE (ts)`` with no default partition (a default
+partition would have to be scanned every time a new partition is added, and rows parked
+in it would block that). Before a batch is written, the partitions it needs must exist:
+
+- :meth:`Partitions.ensure_ahead` creates the coming months at open, so live appends
+  never pay for it;
+- :meth:`Partitions.ensure` creates missing ones on demand, each as a plain table then
+  *attached*, in a short transaction of its own. ``ATTACH PARTITION`` takes only a SHARE
+  UPDATE EXCLUSIVE lock on the parent, which readers and writers do not conflict with
+  (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE and stall every reader);
+- :meth:`Partitions.bulk_load` builds a missing partition *inside* the caller's write
+  transaction when the batch brings many rows for it (a history backfill): plain COPY
+  into an index-less table, primary key and BRIN built afterwards by sorting (far cheaper
+  than maintaining a B-tree row by row), then ATTACH. The table is invisible to everyone
+  until the transaction commits, and vanishes with it on rollback or crash.
+
+Partition names come from :class:`~._names.Period` (allow-listed table + digits). Each
+period has its own advisory lock, so two processes never create the same partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from tickvault.errors import InvalidInput
+from tickvault.store.postgres._codec import Column, encode_copy
+from tickvault.store.postgres._conn import session_lock
+from tickvault.store.postgres._names import TIERS, Period, Tier, period_of
+
+__all__ = ["Partitions", "split_by_period"]
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+_MIN_US = -62_135_596_800_000_000  # 0001-01-01 UTC
+_MAX_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def split_by_period(tier: Tier, ts_us: np.ndarray) -> list[tuple[Period, int, int]]:
+    """The partitions holding the *sorted* timestamps ``ts_us``, each with its row slice.
+
+    Returns
+    -------
+    list of (period, start, stop)
+        ``ts_us[start:stop]`` falls in ``period``; slices are contiguous and ordered.
+
+    Raises
+    ------
+    InvalidInput
+        For timestamps outside years 1-9999, which partitions cannot name.
+    """
+    if ts_us.size == 0:
+        return []
+    lo, hi = int(ts_us[0]), int(ts_us[-1])
+    if lo < _MIN_US or hi > _MAX_US:
+        raise InvalidInput("bar timestamps must lie in years 1-9999 to be stored in PostgreSQL")
+    months = np.unique(ts_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64))
+    absolute = months + 1970 * 12  # datetime64[M] counts from 1970-01; Period from year 0
+    starts = np.unique(absolute - absolute % tier.months_per_partition)
+    periods = [Period(tier.name, int(m)) for m in starts.tolist()]
+    edges = [int((dt.datetime(p.start.year, p.start.month, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(
+        microseconds=1)) for p in periods[1:]]
+    cuts = [0, *np.searchsorted(ts_us, np.asarray(edges, dtype=np.int64), side="left").tolist(), int(ts_us.size)]
+    return [(p, int(cuts[i]), int(cuts[i + 1])) for i, p in enumerate(periods)]
+
+
+class Partitions:
+    """Creates and remembers the partitions of one schema's bars tables."""
+
+    def __init__(self, schema: str, lock_timeout_ms: int) -> None:
+        self.schema = schema
+        self.lock_timeout_ms = max(1, lock_timeout_ms)
+        self._known: set[Period] = set()
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    def _lock_name(self, period: Period) -> str:
+        return f"tickvault.partition:{self.schema}.{period.table}"
+
+    def _load(self, conn: Conn) -> None:
+        rows = conn.execute(
+            """SELECT c.relname FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent
+               JOIN pg_namespace n ON n.oid = p.relnamespace
+               WHERE n.nspname = %s AND p.relname = ANY(%s) AND c.relkind = 'r'""",
+            (self.schema, [t.table for t in TIERS.values()]),
+        ).fetchall()
+        found: set[Period] = set()
+        for (name,) in rows:
+            for tier in TIERS.values():
+                digits = str(name).removeprefix(f"{tier.table}_p")
+                if digits != name and digits.isdigit():
+                    found.add(period_of(tier, int(digits[:4]), int(digits[4:6] or "1")))
+        with self._lock:
+            self._known |= found
+            self._loaded = True
+
+    def _exists(self, conn: Conn, period: Period) -> bool:
+        # A catalog *query* (fresh MVCC snapshot), not to_regclass (per-backend cache).
+        row = conn.execute("""SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                             WHERE n.nspname = %s AND c.relname = %s)""",
+                           (self.schema, period.table)).fetchone()
+        return bool(row and row[0])
+
+    def missing(self, conn: Conn, periods: Iterable[Period]) -> set[Period]:
+        """Which of ``periods`` this process does not know to exist."""
+        if not self._loaded:
+            self._load(conn)
+        with self._lock:
+            return {p for p in periods if p not in self._known}
+
+    def mark_known(self, periods: Iterable[Period]) -> None:
+        """Remember partitions a committed transaction created."""
+        with self._lock:
+            self._known |= set(periods)
+
+    def ensure(self, conn: Conn, periods: Sequence[Period]) -> int:
+        """Create whichever of ``periods`` do not exist yet; return how many were created."""
+        created = 0
+        for period in sorted(self.missing(conn, periods)):
+            if self._create(conn, period):
+                created += 1
+            self.mark_known([period])
+        return created
+
+    def ensure_ahead(self, conn: Conn, months: int, today: dt.date | None = None) -> int:
+        """Create partitions from this month (year) up to ``months`` months ahead."""
+        today = today or dt.datetime.now(dt.UTC).date()
+        wanted: set[Period] = set()
+        for k in range(months + 1):
+            m = today.year * 12 + today.month - 1 + k
+            for tier in TIERS.values():
+                wanted.add(period_of(tier, m // 12, m % 12 + 1))
+        return self.ensure(conn, sorted(wanted))
+
+    def _attach(self, conn: Conn, period: Period) -> None:
+        end = period.end
+        conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            period.tier.ident(self.schema), period.ident(self.schema),
+            sql.Literal(f"{period.start.isoformat()} 00:00:00+00"),
+            sql.SQL("MAXVALUE") if end is None else sql.Literal(f"{end.isoformat()} 00:00:00+00")))
+
+    def _create(self, conn: Conn, period: Period) -> bool:
+        with session_lock(conn, self._lock_name(period), self.lock_timeout_ms), conn.transaction():
+            # ATTACH waits for nothing readers or writers hold; a bounded wait still turns
+            # an unexpected conflict (a bulk load attaching, a manual LOCK) into StoreLocked.
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",))
+            if self._exists(conn, period):
+                return False  # another process made it
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+                period.ident(self.schema), period.tier.ident(self.schema)))
+            self._attach(conn, period)
+        return True
+
+    def bulk_load(self, conn: Conn, period: Period, columns: Sequence[Column]) -> bool:
+        """In the caller's transaction, create ``period`` holding exactly ``columns``' rows.
+
+        Returns ``False`` (and does nothing) when the partition exists after all: the
+        caller then writes those rows the ordinary way. Call :meth:`mark_known` after
+        the transaction commits.
+        """
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_name(period),))
+        if self._exists(conn, period):
+            self.mark_known([period])
+            return False
+        child = period.ident(self.schema)
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+            child, period.tier.ident(self.schema)))
+        names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                child, names)) as copy:
+            for chunk in encode_copy(columns):
+                copy.write(chunk)
+        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (series_id, ts)").format(child))
+        conn.execute(sql.SQL("CREATE INDEX ON {} USING brin (ts)").format(child))
+        # ATTACH adopts the two indexes as the partitions of the parent's indexes.
+        self._attach(conn, period)
+        return True
