@@ -34,6 +34,8 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         peers = {k: v for k, v in libs.items() if not k.startswith(TV)}  # tickvault variants are not peers
         if TV not in libs or not peers:
             continue
+        if any(r.get("comparable") is False for r in libs.values()):  # outputs differ: not like with like
+            continue
         best = min(peers, key=lambda k: float(peers[k]["value"]))
         out.append({"workload": workload, "variant": variant, "best_peer": best,
                     "ratio": float(libs[TV]["value"]) / float(peers[best]["value"])})
@@ -79,13 +81,18 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             f"{tv_bytes['value']:.2f} B/bar, lossless={tv_bytes['lossless']}", "≤ 8 B/bar")
     else:
         add("bytes per 1-minute bar, lossless", None, "not measured", "≤ 8 B/bar")
-    return out
+    from bench._goals import extra_targets  # the added workloads' targets (lazy: no import cycle)
+    from bench._http import http_targets
+
+    return out + extra_targets(results) + http_targets(results)
 
 
 def fmt_value(value: float | None, unit: str) -> str:
-    """Human units: µs/ms/s for durations, two decimals for bytes per bar."""
+    """Human units: µs/ms/s for durations, requests per second for HTTP, two decimals for bytes per bar."""
     if value is None:
         return "–"
+    if unit == "s/req":  # the http workload keeps time per request (lower is better); people read req/s
+        return f"{1.0 / value:,.0f} req/s"
     if unit == "s":
         if value < 1e-3:
             return f"{value * 1e6:.0f} µs"
@@ -105,6 +112,8 @@ def _table(run: dict[str, Any]) -> list[str]:
     lines = ["| workload | variant | library | median | p99 | peak mem | other | tickvault / best peer |",
              "|---|---|---|---:|---:|---:|---|---:|"]
     for (workload, variant), libs in _cells(run["results"]).items():
+        if workload == "http":  # a table of its own (bench._http.markdown)
+            continue
         rr = ratio_of.get((workload, variant))
         for i, (lib, r) in enumerate(sorted(libs.items(), key=lambda kv: (not kv[0].startswith(TV), kv[0]))):
             if workload == "ingest":
@@ -112,9 +121,13 @@ def _table(run: dict[str, Any]) -> list[str]:
             elif workload == "storage":
                 other = f"{'lossless' if r['lossless'] else 'LOSSY: ' + r['lossless_detail']}; " \
                         f"apparent {r['apparent_per_bar']:.2f} B/bar"
+            elif "rows_per_s" in r:
+                other = f"{r['rows_per_s'] / 1e6:.2f} M rows/s; n={r['n']}"
             else:
                 other = f"n={r['n']}"
-            p99 = fmt_value(r.get("p99_s"), "s") if workload in ("read", "latest") else "–"
+            if r.get("comparable") is False:
+                other += f"; **not comparable**: {r.get('check', 'outputs differ')}"
+            p99 = fmt_value(r.get("p99_s"), "s") if workload in ("read", "latest", "cache", "indicators") else "–"
             ratio = f"**{rr['ratio']:.2f}** (vs {rr['best_peer']})" if rr and i == 0 else ""
             name = f"**{lib}**" if lib.startswith(TV) else lib
             lines.append(f"| {workload} | {variant} | {name} | {fmt_value(r['value'], r['unit'])} | {p99} | "
@@ -134,6 +147,9 @@ def render_markdown(run: dict[str, Any]) -> str:
              f"data from `{run['data_source']}` (seed {run['seed']}).", "",
              "```", run["command"], "```", ""]
     lines += _table(run)
+    from bench._http import markdown as http_markdown  # lazy, like bench._goals: no import cycle
+
+    lines += http_markdown(run)
     lines += ["", "Targets (reported, not asserted):", "", "| target | goal | measured | met |", "|---|---|---|---|"]
     for t in run["targets"]:
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
@@ -150,7 +166,12 @@ def render_markdown(run: dict[str, Any]) -> str:
               f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, {m['platform']}, work folder on {m['workdir_fs']}; "
               f"load average (1, 5, 15 min) {_load(m.get('loadavg_start'))} at the start, "
               f"{_load(m.get('loadavg_end'))} at the end.",
-              f"- Wall time of the whole run: {run['duration_s'] / 60:.1f} min."]
+              f"- Wall time of the whole run: {run['duration_s'] / 60:.1f} min.",
+              *[f"- {text}" for key, text in sorted(run["notes"].items()) if key.startswith("about:")],
+              *[f"- Workloads {', '.join(part['workloads'])} come from a later run `{part['command']}` of "
+                f"{part['started']} ({part['duration_s'] / 60:.1f} min; load average {_load(part.get('loadavg_start'))}"
+                f" at the start, {_load(part.get('loadavg_end'))} at the end) merged into this record."
+                for part in run.get("merged", [])]]
     if run.get("skipped"):
         lines.append("- Not run: " + "; ".join(f"{k}: {why}" for k, why in run["skipped"].items()))
     if run.get("profiles"):

@@ -1,4 +1,5 @@
-"""The workloads: bulk ingest, symbol-year read (warm and cold), latest bars, bytes per bar.
+"""The workloads: bulk ingest, symbol-year read (warm and cold), latest bars, bytes per bar, and
+latest bars over HTTP (that one lives in :mod:`bench._http`: servers and a load generator).
 
 Why this module exists: it is the single place that decides *what* is timed. Each workload
 runs every library in the same process on the same data, interleaving libraries (the order
@@ -24,7 +25,10 @@ from bench._harness import MemoryProbe, Samples, dir_bytes, evict_page_cache, re
 
 __all__ = ["WORKLOADS", "Context", "load", "read_symbols", "run_latest", "run_read", "run_storage"]
 
-WORKLOADS = ("ingest", "read", "latest", "storage")
+WORKLOADS = ("ingest", "read", "latest", "storage",
+             # added workloads with their own peers and setup (bench/_extra.py runs them)
+             "resample", "indicators", "postgres", "cache", "upsert",
+             "http")  # latest bars over HTTP: servers and a load generator (bench/_http.py runs it)
 LATEST_N = 500
 
 Log = Callable[[str], None]

@@ -26,7 +26,7 @@ def _tried_commands(stdout: str) -> list[list[str]]:
 
 def test_demo_builds_a_vault_and_prints_a_summary(cli: RunCli, tmp_path: Path) -> None:
     where = tmp_path / "demo"
-    result = cli("demo", "--home", where, "--end", "2024-06-28", "--seed", "1")
+    result = cli("demo", "--home", where, "--end", "2024-06-28", "--seed", "1", "--no-serve")
     assert result.exit_code == 0, result.output
     out = result.stdout
     for fragment in ("AAPL", "MSFT", "SPY", "BTC/USDT", "1m", "1d", "quarantined", "Try next", str(where),
@@ -64,7 +64,7 @@ def test_demo_builds_a_vault_and_prints_a_summary(cli: RunCli, tmp_path: Path) -
         assert follow.exit_code == 0, (args, follow.output)
 
     # Re-running into the same folder reuses it: only the holes (quarantined bars) are asked again.
-    again = cli("demo", "--home", where, "--end", "2024-06-28", "--seed", "1")
+    again = cli("demo", "--home", where, "--end", "2024-06-28", "--seed", "1", "--no-serve")
     assert again.exit_code == 0, again.output
     assert "not fetched again" in again.stdout
     with tickvault.open(where) as vault:
@@ -75,7 +75,7 @@ def test_demo_refuses_a_folder_it_did_not_make(cli: RunCli, tmp_path: Path) -> N
     precious = tmp_path / "real-vault"
     precious.mkdir()
     (precious / "catalog.sqlite").write_bytes(b"not ours")
-    result = cli("demo", "--home", precious)
+    result = cli("demo", "--home", precious, "--no-serve")
     assert result.exit_code == ExitCode.USAGE
     assert_one_line_error(result.stderr, "not empty", "was not made by 'tickvault demo'")
     assert sorted(p.name for p in precious.iterdir()) == ["catalog.sqlite"]
@@ -87,7 +87,7 @@ def test_real_entry_point_demo_uses_a_new_temp_folder(run_bin: RunProc, tmp_path
     temp.mkdir()
     user_home = Path(os.environ["TICKVAULT_HOME"])  # set by the hermetic fixture; must stay untouched
     monkeypatch.setenv("TMPDIR", str(temp))
-    proc = run_bin("demo", "--end", "2024-06-28")
+    proc = run_bin("demo", "--end", "2024-06-28", "--no-serve")
     assert proc.exit_code == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     [made] = list(temp.glob("tickvault-demo-*"))
@@ -101,7 +101,7 @@ def test_real_entry_point_demo_uses_a_new_temp_folder(run_bin: RunProc, tmp_path
 
 @pytest.mark.parametrize("bad", ["2024-13-01", "June"])
 def test_demo_bad_end_date(cli: RunCli, tmp_path: Path, bad: str) -> None:
-    result = cli("demo", "--home", tmp_path / "d", "--end", bad)
+    result = cli("demo", "--home", tmp_path / "d", "--end", bad, "--no-serve")
     assert result.exit_code == ExitCode.USAGE
     assert_one_line_error(result.stderr, "--end")
     assert not (tmp_path / "d").exists()

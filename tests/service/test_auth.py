@@ -49,6 +49,8 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any], Any]] = {
     "GET /v1/instruments/{symbol}": ("GET", "/v1/instruments/ACME", {}, None),
     "POST /v1/instruments": ("POST", "/v1/instruments", {}, _INSTRUMENT),
     "PUT /v1/instruments/{symbol}": ("PUT", "/v1/instruments/NEWCO", {}, _INSTRUMENT),
+    "DELETE /v1/instruments/{symbol}": ("DELETE", "/v1/instruments/NEWCO", {}, None),
+    "GET /v1/fundamentals/{symbol}": ("GET", "/v1/fundamentals/ACME", {}, None),
     "GET /v1/actions/{symbol}": ("GET", "/v1/actions/ACME", {}, None),
     "GET /v1/indicators/{symbol}": ("GET", "/v1/indicators/ACME", {"timeframe": "1d", "names": "sma_2",
                                                                    "start": "2024-01-01"}, None),
@@ -71,6 +73,9 @@ EXTRA: dict[str, tuple[str, tuple[str, str, dict[str, Any], Any]]] = {
     "GET /v1/bars?fetch=always": ("write", ("GET", "/v1/bars", {"symbols": "ACME", "timeframe": "1d",
                                                                 "start": "2024-01-01", "end": "2024-01-05",
                                                                 "fetch": "always"}, None)),
+    "GET /v1/fundamentals/{symbol}?refresh=true": ("write", ("GET", "/v1/fundamentals/ACME", {"refresh": "true"},
+                                                             None)),
+    "GET /v1/status?symbol=": ("read", ("GET", "/v1/status", {"symbol": "ACME"}, None)),
 }
 PRINCIPALS = ("anonymous", "invalid", "read", "write", "admin")
 _RANK = {"read": 0, "write": 1, "admin": 2}

@@ -104,7 +104,7 @@ def test_request_ids_are_echoed_or_made_and_logged_as_json(client: TestClient, k
 
 def test_framework_errors_share_the_error_shape(client: TestClient, keys: dict[str, str]) -> None:
     assert_error_shape(client.get("/v1/nothing-here").json(), 404, "not_found")
-    assert_error_shape(client.delete("/v1/instruments/ACME", headers={"X-API-Key": keys["admin"]}).json(), 405,
+    assert_error_shape(client.patch("/v1/instruments/ACME", headers={"X-API-Key": keys["admin"]}).json(), 405,
                        "method_not_allowed")
     err = assert_error_shape(client.get("/v1/bars/ACME").json(), 422, "validation_error")
     assert err["details"]["errors"][0]["loc"] == ["query", "timeframe"]

@@ -2,7 +2,8 @@
 schema (status codes, content types, headers, bodies).
 
 Requests carry an admin key, so write, fetch and admin operations run for real (over an
-in-memory vault with a little data, no providers). Both valid (positive) and invalid
+in-memory vault with a little data and one provider that serves fundamentals only, with a
+non-finite value among its fields; bars are never fetched). Both valid (positive) and invalid
 (negative) requests are generated for every operation. The run is bounded and deterministic:
 ``derandomize`` fixes Hypothesis' seed and ``max_examples`` keeps it well under a minute on two
 cores. (Schemathesis' own pytest integration is not used: its lazy loader relies on pytest
@@ -12,6 +13,8 @@ internals that pytest 9 removed; ``as_strategy`` is its documented plain-Hypothe
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,11 +34,20 @@ from schemathesis.specs.openapi.checks import (
 import tickvault
 from tickvault.service import ServiceSettings, create_app
 
+from ._util import FundamentalsStub
 from .conftest import daily_frame, minute_frame
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 MAX_EXAMPLES = 15  # per run: positive, negative (and a stored series) -> 30-45 per operation
+
+
+@pytest.fixture
+def vault() -> Iterator[tickvault.Vault]:
+    fields: dict[str, tuple[float | str, str]] = {"market_cap": (1.5e9, "stub profile"), "sector": ("Retail", "stub"),
+                                                  "pe_ratio": (math.nan, "stub ratios")}
+    with tickvault.open(":memory:", providers=[FundamentalsStub("stub", fields)]) as v:
+        yield v
 
 
 def test_the_api_honours_its_own_schema(vault: tickvault.Vault, settings: ServiceSettings,
@@ -49,7 +61,7 @@ def test_the_api_honours_its_own_schema(vault: tickvault.Vault, settings: Servic
     headers = {"X-API-Key": keys["admin"]}
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 25
+    assert len(operations) >= 30
 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

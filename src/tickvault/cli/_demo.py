@@ -1,10 +1,12 @@
-"""``tickvault demo``: a small vault built from simulated data, through the real machinery.
+"""``tickvault demo``: a small vault built from simulated data, through the real machinery,
+then served with the dashboard while simulated bars keep arriving.
 
 The simulator is configured as the vault's only provider, and each series is asked for
 with :meth:`tickvault.Vault.fetch`, so the demo runs exactly what a user's read-through
 runs: the planner reads the coverage ledger, asks the provider for what is missing, the
 quality rules quarantine the few bad ticks the simulator injects, the rest is upserted
-into the embedded store. No network, no keys.
+into the embedded store. No network, no keys. After the summary the demo serves the vault
+on 127.0.0.1 (:mod:`._demo_live`) until Ctrl-C; ``--no-serve`` stops after the summary.
 
 Where: ``--home`` if given, else a new folder in the OS temp dir (docs/cli.md says why).
 The demo never writes into a non-empty folder it did not create, so pointing it at a real
@@ -13,8 +15,10 @@ vault by mistake is refused rather than mixing simulated bars into real ones.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shlex
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,10 +33,11 @@ from rich.text import Text
 import tickvault
 from tickvault.cli._app import app
 from tickvault.cli._context import State, fmt_count, fmt_size, fmt_ts, get_state
+from tickvault.cli._demo_live import check_service_extra, listen, serve_demo
 from tickvault.cli._render import print_status, short_reason
 from tickvault.model import AssetClass
 
-__all__ = ["DEMO_MARKER", "DemoSeries", "demo_cmd", "demo_plan"]
+__all__ = ["DEMO_MARKER", "LIVE_SYMBOLS", "DemoSeries", "demo_cmd", "demo_plan"]
 
 #: File the demo leaves in folders it created, so a re-run may reuse them.
 DEMO_MARKER = ".tickvault-demo"
@@ -43,6 +48,10 @@ _INSTRUMENTS = (
     tickvault.Instrument("SPY", AssetClass.EQUITY, "ARCX", "USD", "XNYS", name="SPDR S&P 500 ETF (simulated)"),
     tickvault.Instrument("BTC/USDT", AssetClass.CRYPTO, "SIM", "USDT", "24/7", name="Bitcoin / Tether (simulated)"),
 )
+
+
+#: The series the served demo keeps writing new 1m bars for (every minute series of the plan).
+LIVE_SYMBOLS = ("AAPL", "MSFT", "SPY", "BTC/USDT")
 
 
 DemoHomeOption = Annotated[
@@ -110,8 +119,9 @@ def _last_day(end: str | None) -> dt.date:
 
 @app.command(
     "demo",
-    epilog="Example: `tickvault demo`\n\n"
-           "Example: `tickvault demo --home ./demo-vault --end 2024-06-28 --seed 1`",
+    epilog="Example: `tickvault demo` (then open the URL it prints; Ctrl-C stops)\n\n"
+           "Example: `tickvault demo --home ./demo-vault --end 2024-06-28 --seed 1 --port 8080`\n\n"
+           "Example: `tickvault demo --no-serve` (fill the vault, print the summary, exit)",
 )
 def demo_cmd(
     ctx: typer.Context,
@@ -120,25 +130,40 @@ def demo_cmd(
                                              "have something to quarantine.", min=0.0, max=0.5)] = 0.001,
     end: Annotated[str | None, typer.Option(help="Last day simulated, UTC (default: yesterday).",
                                             show_default=False)] = None,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="After the summary, serve the vault with the "
+                                        "dashboard on 127.0.0.1 while new simulated bars arrive, until "
+                                        "Ctrl-C.")] = True,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one). "
+                                             "Default: 8001, or the next free port after it.",
+                                             show_default=False)] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.05, max=3600.0,
+                                            help="Seconds between new simulated bars (one per symbol).")] = 1.0,
     home: DemoHomeOption = None,
 ) -> None:
-    """Build a small vault from simulated data and show what tickvault does (no network, no keys).
+    """Build a small vault from simulated data, then serve it with the dashboard while new bars arrive.
 
     Simulates AAPL, MSFT and SPY (XNYS: minutes for 5 sessions, days for a year) and
     BTC/USDT (24/7: minutes for 2 days), fetches them through the vault's read-through and
-    write path with the quality rules on, then prints what was stored and what to try next.
-    Without --home the vault goes into a new folder in the OS temp dir.
+    write path with the quality rules on, and prints what was stored and what to try next.
+    Then it serves the vault on 127.0.0.1 (dashboard at /, API under /v1, reads open, writes
+    need a key) and writes a new simulated 1m bar per symbol every --interval seconds, until
+    Ctrl-C. Without --home the vault goes into a new folder in the OS temp dir.
     """
     state = get_state(ctx, home)
     last_day = _last_day(end)
     from tickvault.providers.sim import SimProvider  # only the demo needs the simulator
 
     settings = state.settings()  # a bad TICKVAULT_* value fails before any folder is made
-    where, reused = _demo_home(state)
-    t0 = time.perf_counter()
-    received = written = quarantined = 0
-    sim = SimProvider(seed=seed, bad_ticks=bad_ticks)
-    with tickvault.open(where, providers=[sim], settings=settings) as vault:
+    with contextlib.ExitStack() as stack:
+        sock: socket.socket | None = None
+        if serve:  # a busy --port or a missing web framework fails before anything is simulated
+            check_service_extra()
+            sock = stack.enter_context(listen(port))
+        where, reused = _demo_home(state)
+        t0 = time.perf_counter()
+        received = written = quarantined = 0
+        sim = SimProvider(seed=seed, bad_ticks=bad_ticks)
+        vault = stack.enter_context(tickvault.open(where, providers=[sim], settings=settings))
         for inst in _INSTRUMENTS:
             vault.add_instrument(inst)
         plan = demo_plan(vault, last_day)
@@ -163,9 +188,14 @@ def demo_cmd(
         samples = _quarantine_samples(vault, plan)
         size = vault.size_bytes()
         calls = sum(vault.provider_calls.values())
-    elapsed = time.perf_counter() - t0
-    _print_summary(state, where, rows, samples, size=size, calls=calls, received=received, written=written,
-                   quarantined=quarantined, elapsed=elapsed, plan=plan, reused=reused)
+        elapsed = time.perf_counter() - t0
+        _print_summary(state, where, rows, samples, size=size, calls=calls, received=received, written=written,
+                       quarantined=quarantined, elapsed=elapsed, plan=plan, reused=reused)
+        if sock is None:
+            return
+        live = serve_demo(state, vault, sock, symbols=LIVE_SYMBOLS, seed=seed, interval=interval)
+    state.out.print(Text(f"Stopped: the service is down and {fmt_count(live)} live bar(s) were stored; "
+                         f"the vault stays in {where}."), soft_wrap=True)
 
 
 def _quarantine_samples(vault: tickvault.Vault, plan: list[DemoSeries], limit: int = 5) -> list[dict[str, Any]]:

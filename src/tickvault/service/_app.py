@@ -31,6 +31,7 @@ from tickvault.errors import ConfigError, ProviderError, TickvaultError
 from tickvault.service import _routes_analytics, _routes_bars, _routes_ops, _routes_ref, _stream
 from tickvault.service._auth import Guard
 from tickvault.service._errors import ApiError, Redactor, code_for_status, error_body, error_for
+from tickvault.service._fastpath import LATEST_TEMPLATE
 from tickvault.service._keys import KeyRing, default_keys_file
 from tickvault.service._logging import log_event
 from tickvault.service._metrics import Metrics
@@ -193,6 +194,8 @@ def create_app(vault: Vault, settings: ServiceSettings, *, clock: Callable[[], f
     routers = (_routes_bars.router, _routes_ref.router, _routes_analytics.router, _routes_ops.router,
                _stream.router)
     app.state.access = _access_map(routers)  # before serving anything: deny by default
+    st.latest_route = next(r for r in _routes_bars.router.routes
+                           if isinstance(r, APIRoute) and r.path_format == LATEST_TEMPLATE)
     for router in routers:
         app.include_router(router)
     app.add_middleware(ServiceMiddleware, state=st)

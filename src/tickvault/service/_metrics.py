@@ -104,11 +104,20 @@ class Metrics:
                              registry=r)
         self.started.set(time.time())
         r.register(_VaultCollector(vault, staleness))
+        # Label children per (method, route, status): looking them up is most of a metric's cost on the
+        # hot path. Bounded: routes are templates ("unmatched" for the rest), statuses a few dozen.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one finished request."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            if len(self._children) < 10_000:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def provider_error(self, provider: str | None, kind: str) -> None:
         """Count one provider error (``kind`` is the exception class name)."""

@@ -9,6 +9,8 @@ untouched. For each request it
   and no further;
 - records latency and status per route template, and writes one JSON access-log line (the
   key's *name*, never the key);
+- answers a repeated latest-N request from the pre-serialised cache before routing
+  (:mod:`._fastpath`);
 - turns any exception that escaped the handlers into a 500 in the one error shape, logged with
   its (redacted) traceback under the request id.
 """
@@ -25,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tickvault.service._errors import ApiError, error_body, request_id_var
+from tickvault.service._fastpath import serve_cached_latest
 from tickvault.service._logging import log_event
 from tickvault.service._state import ServiceState
 
@@ -85,8 +88,10 @@ class ServiceMiddleware:
 
         st.metrics.in_flight.inc()
         try:
-            body_receive = await self._limit_body(scope, receive, headers)
-            await self.app(scope, body_receive, send_wrapper)
+            # A repeated latest-N request is answered from the cache here (hot path, ._fastpath).
+            if not await serve_cached_latest(st, scope, receive, send_wrapper):
+                body_receive = await self._limit_body(scope, receive, headers)
+                await self.app(scope, body_receive, send_wrapper)
         except _BodyTooLarge:
             await self._error(scope, send_wrapper, sent, self._too_large())
         except Exception as exc:  # the last line: anything a handler did not turn into an answer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
@@ -18,9 +18,27 @@ from tickvault.model import Timeframe, validate_symbol
 from tickvault.service._auth import needs, public
 from tickvault.service._errors import ApiError
 from tickvault.service._keys import Principal
-from tickvault.service._params import READ_ERRORS, WRITE_ERRORS, check_range, check_symbols, range_bounds, run
+from tickvault.service._params import (
+    READ_ERRORS,
+    SYMBOL_PATTERN,
+    WRITE_ERRORS,
+    check_range,
+    check_symbols,
+    range_bounds,
+    run,
+)
 from tickvault.service._routes_bars import stats_dict
-from tickvault.service._schemas import CompactOut, ErrorOut, FetchIn, FetchOut, HealthOut, KeysOut, StatusOut, VerifyOut
+from tickvault.service._schemas import (
+    CompactOut,
+    ErrorOut,
+    FetchIn,
+    FetchOut,
+    HealthOut,
+    KeysOut,
+    ProvidersHealthOut,
+    StatusOut,
+    VerifyOut,
+)
 from tickvault.service._settings import Role
 from tickvault.service._state import state_of
 
@@ -59,29 +77,47 @@ async def health_db(request: Request, _: Reader) -> dict[str, Any]:
 @router.get("/health/cache", response_model=HealthOut, responses=_HEALTH_ERRORS, tags=["health"],
             summary="Cache and event bus health")
 async def health_cache(request: Request, _: Reader) -> dict[str, Any]:
-    """Cache levels, hit rate, Redis connectivity, event bus counters."""
-    report = await run(state_of(request).vault.health)
+    """Cache levels, hit rate, Redis connectivity, event bus counters, and the service's own cache of
+    serialised latest-N answers (``response_cache``: hits and misses since the app started)."""
+    st = state_of(request)
+    report = await run(st.vault.health)
     cache = dict(report.get("cache") or {})
     redis = cache.get("redis")
     ok = redis is None or bool(redis.get("connected"))
-    return _health({"cache": cache, "events": report.get("events")}, ok, "the cache")
+    outcomes = _counts(st.metrics.response_cache, "result")
+    response_cache = {"enabled": st.latest.enabled, "hits": outcomes.get("hit", 0), "misses": outcomes.get("miss", 0)}
+    return _health({"cache": cache, "events": report.get("events"), "response_cache": response_cache}, ok,
+                   "the cache")
 
 
-@router.get("/health/providers", response_model=HealthOut, responses=READ_ERRORS, tags=["health"],
-            summary="Provider calls and errors")
+@router.get("/health/providers", response_model=ProvidersHealthOut, responses=READ_ERRORS, tags=["health"],
+            summary="Every configured provider: capabilities, credentials set, calls and errors")
 async def health_providers(request: Request, _: Reader) -> dict[str, Any]:
-    """Calls per provider (read-through and fetches) and the errors the service saw."""
+    """Each configured provider in the user's order (``Vault.providers()``), never a secret.
+
+    ``credentials_set`` says whether a credential is configured, not what it is; ``calls``,
+    ``errors``, ``last_error`` (secrets masked) and ``last_ok`` count this process's calls
+    (read-through, fetches, fundamentals).
+    """
     st = state_of(request)
-    errors: dict[str, int] = {}
-    for metric in st.metrics.provider_errors.collect():
+    rows = await run(st.vault.providers)
+    return {"status": "ok", "providers": [{
+        "name": p.name, "kinds": list(p.kinds), "asset_classes": list(p.asset_classes),
+        "timeframes": list(p.timeframes), "needs_credentials": p.needs_credentials,
+        "credentials_set": p.credentials_set, "calls": p.calls, "errors": p.errors,
+        "last_error": st.redactor.text(p.last_error) if p.last_error is not None else None,
+        "last_ok": p.last_ok.isoformat() if p.last_ok is not None else None} for p in rows]}
+
+
+def _counts(counter: Any, label: str) -> dict[str, int]:
+    """``label value -> count`` of a Prometheus counter (read through the public ``collect``)."""
+    out: dict[str, int] = {}
+    for metric in counter.collect():
         for sample in metric.samples:
             if sample.name.endswith("_total"):
-                name = sample.labels.get("provider", "unknown")
-                errors[name] = errors.get(name, 0) + int(sample.value)
-    calls = st.vault.provider_calls
-    names = sorted(set(calls) | set(errors))
-    return {"status": "ok", "providers": [{"name": n, "calls": calls.get(n, 0), "errors": errors.get(n, 0)}
-                                          for n in names]}
+                key = sample.labels.get(label, "")
+                out[key] = out.get(key, 0) + int(sample.value)
+    return out
 
 
 @router.get("/metrics", tags=["health"], responses={**READ_ERRORS, 200: {
@@ -94,10 +130,14 @@ async def metrics(request: Request, _: Reader) -> Response:
 
 
 @router.get("/v1/status", response_model=StatusOut, responses=READ_ERRORS, tags=["bars"],
-            summary="Every stored series: bounds, rows, holes, quality")
-async def status(request: Request, _: Reader) -> dict[str, Any]:
-    """What ``tickvault status`` prints, as JSON."""
-    rows = await run(state_of(request).vault.status)
+            summary="Every stored series (or one symbol's): bounds, rows, holes, quality")
+async def status(request: Request, _: Reader,
+                 symbol: Annotated[str | None, Query(max_length=40, description="Only this symbol's series.",
+                                                     json_schema_extra={"pattern": SYMBOL_PATTERN})] = None,
+                 ) -> dict[str, Any]:
+    """What ``tickvault status`` prints, as JSON; ``symbol=`` keeps one symbol's series (none stored: empty)."""
+    sym = validate_symbol(symbol) if symbol is not None else None
+    rows = await run(state_of(request).vault.status, sym)
     return {"series": [stats_dict(s) for s in rows]}
 
 

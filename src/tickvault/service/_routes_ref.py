@@ -1,12 +1,16 @@
-"""``/v1/instruments`` and ``/v1/actions``: reference data (instrument records, splits, dividends).
+"""``/v1/instruments``, ``/v1/actions`` and ``/v1/fundamentals``: reference data (instrument
+records, splits, dividends, company fundamentals).
 
-Instruments can be listed (paged, searched with ``?q=``), read, created and replaced; there is
-no delete because the vault has no way to forget an instrument yet (docs/service.md).
+Instruments can be listed (paged, searched with ``?q=``), read, created, replaced and removed
+(the record only: stored bars, actions and coverage stay, as ``Vault.remove_instrument`` does).
+Fundamentals are the vault's merged, cached answer (``Vault.fundamentals``); asking the
+providers again (``?refresh=true``) spends provider quota, so it needs the write role.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,8 +22,17 @@ from tickvault.service._auth import needs
 from tickvault.service._errors import ApiError
 from tickvault.service._formats import OutFormat, negotiate, table_response
 from tickvault.service._keys import Principal
-from tickvault.service._params import READ_ERRORS, WRITE_ERRORS, SymbolPath, run, table_content
-from tickvault.service._schemas import ActionsIn, ActionsOut, AddedOut, InstrumentIn, InstrumentOut, InstrumentPage
+from tickvault.service._params import FETCHING_READ_ERRORS, READ_ERRORS, WRITE_ERRORS, SymbolPath, run, table_content
+from tickvault.service._schemas import (
+    ActionsIn,
+    ActionsOut,
+    AddedOut,
+    FundamentalsOut,
+    InstrumentIn,
+    InstrumentOut,
+    InstrumentPage,
+    RemovedOut,
+)
 from tickvault.service._settings import Role
 from tickvault.service._state import state_of
 
@@ -102,6 +115,53 @@ async def put_instrument(request: Request, _: Writer, symbol: SymbolPath, body: 
     await run(st.vault.add_instrument, inst)
     st.versions.bump_symbol(sym)  # a new calendar changes how intraday bars adjust
     return inst.to_dict()
+
+
+@router.delete("/v1/instruments/{symbol:path}", response_model=RemovedOut, responses=WRITE_ERRORS,
+               tags=["instruments"], summary="Remove an instrument record")
+async def delete_instrument(request: Request, _: Writer, symbol: SymbolPath) -> dict[str, Any]:
+    """Forget the record of ``symbol`` (404 if unknown); its stored bars, actions and coverage stay.
+
+    Reads of the symbol afterwards use the guessed record (``Instrument.guess``: US equity on
+    XNYS, crypto 24/7, FX 24/5) until a new one is created.
+    """
+    st = state_of(request)
+    sym = validate_symbol(symbol)
+    if not await run(st.vault.remove_instrument, sym):
+        raise ApiError(404, "not_found", f"unknown instrument {sym}", details={"symbol": sym})
+    st.versions.bump_symbol(sym)  # the calendar may change with the record: cached answers are stale
+    return {"symbol": sym, "removed": True}
+
+
+def _json_value(value: object) -> float | str | None:
+    """A fundamentals value as JSON can carry it: finite numbers, strings, else ``None``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    return None if value is None else str(value)
+
+
+@router.get("/v1/fundamentals/{symbol:path}", response_model=FundamentalsOut, responses=FETCHING_READ_ERRORS,
+            tags=["fundamentals"], summary="Fundamentals of a symbol, each field with its source")
+async def get_fundamentals(request: Request, principal: Reader, symbol: SymbolPath,
+                           refresh: Annotated[bool, Query(description="Ask the providers again even if the cached "
+                                                          "answer is fresh (needs the write role).")] = False,
+                           ) -> dict[str, Any]:
+    """Fields merged across the providers that serve fundamentals (the first with a field wins).
+
+    The merged answer is cached in the store for ``fundamentals_ttl_days`` (7); without a fresh
+    cached answer the providers are asked, as ``tickvault fundamentals`` does. 422
+    ``unsupported_request`` when no configured provider serves fundamentals for the symbol.
+    """
+    st = state_of(request)
+    sym = validate_symbol(symbol)
+    if refresh:  # spends provider quota and rewrites the cached answer: a write-role decision
+        st.guard.authorize(principal, Role.WRITE)
+    fields = await run(st.vault.fundamentals, sym, refresh=refresh)
+    return {"symbol": sym, "count": len(fields),
+            "fields": {name: {"value": _json_value(value), "source": st.redactor.text(source)}
+                       for name, (value, source) in sorted(fields.items())}}
 
 
 @router.get("/v1/actions/{symbol:path}", response_model=ActionsOut,

@@ -29,6 +29,8 @@ __all__ = [
     "FetchIn",
     "FetchOut",
     "FetchResult",
+    "FundamentalOut",
+    "FundamentalsOut",
     "HealthOut",
     "IndicatorsOut",
     "IngestOut",
@@ -39,7 +41,10 @@ __all__ = [
     "KeysOut",
     "MultiBarOut",
     "MultiBarsOut",
+    "ProviderOut",
+    "ProvidersHealthOut",
     "QualityOut",
+    "RemovedOut",
     "RowsOut",
     "StatsOut",
     "StatusOut",
@@ -267,6 +272,13 @@ class AddedOut(BaseModel):
     changed: int
 
 
+class RemovedOut(BaseModel):
+    """What a delete removed."""
+
+    symbol: str
+    removed: bool
+
+
 class IngestOut(BaseModel):
     """What an ingest did (see ``WriteReceipt``)."""
 
@@ -317,6 +329,47 @@ class HealthOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["ok", "degraded"]
+
+
+class ProviderOut(BaseModel):
+    """One configured provider: what it serves, whether its credentials are set, how it fares.
+
+    Never a credential: ``credentials_set`` only says whether one is configured, and
+    ``last_error`` has every configured secret masked.
+    """
+
+    name: str
+    kinds: list[str]
+    asset_classes: list[str]
+    timeframes: list[str]
+    needs_credentials: bool
+    credentials_set: bool
+    calls: int
+    errors: int
+    last_error: str | None
+    last_ok: dt.datetime | None
+
+
+class ProvidersHealthOut(BaseModel):
+    """Every configured provider, in the user's order."""
+
+    status: Literal["ok", "degraded"]
+    providers: list[ProviderOut]
+
+
+class FundamentalOut(BaseModel):
+    """One fundamentals field: its value (``null`` when not a finite number) and its source."""
+
+    value: float | str | None
+    source: str
+
+
+class FundamentalsOut(BaseModel):
+    """Fundamentals merged field by field across providers (the first provider with a field wins)."""
+
+    symbol: str
+    count: int
+    fields: dict[str, FundamentalOut]
 
 
 class VerifyOut(BaseModel):

@@ -1,19 +1,21 @@
 """What one app holds: the vault, settings, guard, metrics, stream hub and the latest-N cache.
 
 The latest-N cache keeps *serialised* responses (bytes), keyed by the request and stamped with
-the series' version. A version moves on every new-bar event for the series (the vault's bus)
-and on every write the service itself makes (ingest, corporate actions, fetches), so a cached
-answer is never older than the last write this process knows of. Writes by other processes
-arrive through the bus when it is Redis; without Redis they are bounded by
-``latest_cache_seconds``.
+the series' version, and remembers which raw requests (path, query string, ``Accept``) map to
+which key, so a repeated request is answered before routing (:mod:`._fastpath`). A version
+moves on every new-bar event for the series (the vault's bus) and on every write the service
+itself makes (ingest, corporate actions, fetches), so a cached answer is never older than the
+last write this process knows of. Writes by other processes arrive through the bus when it is
+Redis; without Redis they are bounded by ``latest_cache_seconds``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +90,12 @@ class LatestCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
+        # Raw requests are client-controlled (any query string): bounded, least recently used first out.
+        self._aliases: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
+        self._max_aliases = max(4 * entries, 64)
+        # Striped: a bounded set of locks serialises computations of the same key (and rarely of two
+        # keys that share a stripe), without a lock object per key to clean up.
+        self._stripes = tuple(threading.Lock() for _ in range(64))
 
     @property
     def enabled(self) -> bool:
@@ -107,6 +115,37 @@ class LatestCache:
                 return None
             self._items.move_to_end(key)
             return entry.body, entry.media_type, entry.rows
+
+    @contextlib.contextmanager
+    def computing(self, key: tuple[Any, ...]) -> Iterator[None]:
+        """Hold while computing the answer of ``key``: concurrent computations of it wait (single flight).
+
+        A waiter then finds the fresh entry with :meth:`get`. Without caching there is nothing to
+        share, so nothing waits.
+        """
+        if not self.enabled:
+            yield
+            return
+        with self._stripes[hash(key) % len(self._stripes)]:
+            yield
+
+    def remember(self, raw: tuple[Any, ...], key: tuple[Any, ...]) -> None:
+        """Record that the raw request ``raw`` was validated into the cache key ``key``."""
+        if not self.enabled:
+            return
+        with self._lock:
+            self._aliases[raw] = key
+            self._aliases.move_to_end(raw)
+            while len(self._aliases) > self._max_aliases:
+                self._aliases.popitem(last=False)
+
+    def alias_of(self, raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The cache key a raw request was validated into before, if remembered."""
+        with self._lock:
+            key = self._aliases.get(raw)
+            if key is not None:
+                self._aliases.move_to_end(raw)
+            return key
 
     def put(self, key: tuple[Any, ...], version: tuple[int, int], body: bytes, media_type: str, rows: int) -> None:
         """Keep a response computed at ``version``."""
@@ -132,6 +171,8 @@ class ServiceState:
     latest: LatestCache
     keys_file: Path | None
     hub: StreamHub | None = None
+    #: The latest-N route (its template labels answers of the fast path, :mod:`._fastpath`).
+    latest_route: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
