@@ -146,6 +146,30 @@ def regular_hours_mask(ts_us: np.ndarray, timeframe: Timeframe, calendar: Tradin
     return np.isin(ts, starts)
 
 
+def regular_hours_in_window(table: pa.Table, start_us: int, end_us: int, timeframe: Timeframe,
+                            calendar: TradingCalendar, provider: str) -> pa.Table:
+    """Bars of ``[start_us, end_us)`` whose opens lie on the regular-session grid.
+
+    Clipped to the window first, so the grid is laid only between the window's bars, never
+    between a garbage stamp and the window (which could be decades of minutes).
+
+    Raises
+    ------
+    ProviderResponseError
+        When bar stamps fall outside the calendar's bounds.
+    """
+    ts = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(), dtype=np.int64)
+    inside = (ts >= start_us) & (ts < end_us)
+    table, ts = table.filter(pa.array(inside)), ts[inside]
+    if not ts.size:
+        return table
+    try:
+        mask = regular_hours_mask(ts, timeframe, calendar)
+    except InvalidInput as exc:
+        raise ProviderResponseError(f"bars outside the calendar: {exc.message}", provider=provider) from None
+    return table.filter(pa.array(mask))
+
+
 def settled_before(now_us: int, timeframe: Timeframe) -> int:
     """Bars starting before this instant have ended and are past the vendor's usual revisions.
 

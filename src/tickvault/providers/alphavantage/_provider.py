@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tickvault.calendars import TradingCalendar
-from tickvault.errors import ConfigError, InvalidInput, ProviderResponseError, UnsupportedRequest
+from tickvault.errors import ConfigError, ProviderResponseError, UnsupportedRequest
 from tickvault.model import AssetClass, CorporateAction, Instrument, Timeframe
 from tickvault.providers._http import (
     DAY_US,
@@ -37,7 +37,7 @@ from tickvault.providers._http import (
     ProviderSettings,
     calendar_for,
     finish,
-    regular_hours_mask,
+    regular_hours_in_window,
 )
 from tickvault.providers._symbols import vendor_symbol
 from tickvault.providers.alphavantage._errors import body_error
@@ -211,7 +211,7 @@ class AlphaVantageProvider(HttpProvider[AlphaVantagePlan, list[Page]]):
         # whose "far outside the window" check is meant for vendors that take a date range.
         table = _clip(table, q.start_us, q.end_us)
         if plan.timeframe.is_intraday and not plan.extended and table.num_rows:
-            table = _regular_hours(table, q.start_us, q.end_us, plan.timeframe, plan.calendar)
+            table = regular_hours_in_window(table, q.start_us, q.end_us, plan.timeframe, plan.calendar, PROVIDER)
         table, coverage = finish(table, q.start_us, q.end_us, plan.timeframe, plan.now_us, PROVIDER)
         lo, hi = _date(q.start_us), _date(q.end_us)
         return BarsResult(table, coverage, [a for a in actions if lo <= a.ex_date < hi])
@@ -289,20 +289,3 @@ def _clip(table: pa.Table, start_us: int, end_us: int) -> pa.Table:
     return table if bool(inside.all()) else table.filter(pa.array(inside))
 
 
-def _regular_hours(table: pa.Table, start_us: int, end_us: int, timeframe: Timeframe,
-                   calendar: TradingCalendar) -> pa.Table:
-    """Bars of the window whose opens lie on the regular-session grid.
-
-    Clipped to the window first: the grid is laid only between the window's bars, never
-    between a garbage stamp and the window.
-    """
-    ts = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(), dtype=np.int64)
-    inside = (ts >= start_us) & (ts < end_us)
-    table, ts = table.filter(pa.array(inside)), ts[inside]
-    if not ts.size:
-        return table
-    try:
-        mask = regular_hours_mask(ts, timeframe, calendar)
-    except InvalidInput as exc:
-        raise ProviderResponseError(f"bars outside the calendar: {exc.message}", provider=PROVIDER) from None
-    return table.filter(pa.array(mask))

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import SecretStr
@@ -31,7 +30,6 @@ from pydantic import SecretStr
 from tickvault.calendars import TradingCalendar
 from tickvault.errors import (
     AuthenticationFailed,
-    InvalidInput,
     ProviderError,
     ProviderResponseError,
     RateLimited,
@@ -48,7 +46,7 @@ from tickvault.providers._http import (
     Reply,
     calendar_for,
     finish,
-    regular_hours_mask,
+    regular_hours_in_window,
 )
 from tickvault.providers._symbols import vendor_symbol
 from tickvault.providers.base import BarsQuery, BarsResult, Capabilities, DataKind, TimeframeSupport
@@ -214,7 +212,7 @@ class TiingoProvider(HttpProvider[TiingoPlan, list[Any]]):
                 actions.extend(daily_actions(page, plan.symbol))
         table = pa.concat_tables(tables) if tables else self.empty_result().table
         if plan.timeframe.is_intraday and table.num_rows:
-            table = _regular_hours(table, q.start_us, q.end_us, plan.timeframe, plan.calendar)
+            table = regular_hours_in_window(table, q.start_us, q.end_us, plan.timeframe, plan.calendar, PROVIDER)
         table, coverage = finish(table, q.start_us, q.end_us, plan.timeframe, plan.now_us, PROVIDER)
         lo, hi = _utc_day(q.start_us), _utc_day(q.end_us)
         return BarsResult(table, coverage, [a for a in actions if lo <= a.ex_date < hi])
@@ -322,20 +320,3 @@ def _local_day(us: int) -> dt.date:
     return pd.Timestamp(us * 1000, tz="UTC").tz_convert(_ZONE).date()  # type: ignore[no-any-return]
 
 
-def _regular_hours(table: pa.Table, start_us: int, end_us: int, timeframe: Timeframe,
-                   calendar: TradingCalendar) -> pa.Table:
-    """Bars of the window whose opens lie on the regular-session grid.
-
-    Clipped to the window first: the grid is laid only between the window's bars, never
-    between a garbage stamp and the window.
-    """
-    ts = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(), dtype=np.int64)
-    inside = (ts >= start_us) & (ts < end_us)
-    table, ts = table.filter(pa.array(inside)), ts[inside]
-    if not ts.size:
-        return table
-    try:
-        mask = regular_hours_mask(ts, timeframe, calendar)
-    except InvalidInput as exc:
-        raise ProviderResponseError(f"bars outside the calendar: {exc.message}", provider=PROVIDER) from None
-    return table.filter(pa.array(mask))
