@@ -214,3 +214,11 @@ def test_refetching_a_bad_bar_does_not_duplicate_the_quarantine(vault: Vault) ->
 def test_invalid_settings_raise_config_error(tmp_path: object) -> None:
     with pytest.raises(tickvault.errors.ConfigError, match="lock_timeout"):
         tickvault.open(":memory:", lock_timeout="soon")
+
+
+def test_writing_times_pandas_cannot_represent_is_a_schema_error(vault: Vault) -> None:
+    table = pa.table({"ts": pa.array([9_300_000_000_000_000], pa.int64()).cast(pa.timestamp("us", "UTC")),
+                      "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1.0]})
+    with pytest.raises(SchemaError, match="2262"):
+        vault.write("AAPL", "1m", table)
+    assert vault.status() == []

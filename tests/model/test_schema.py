@@ -68,3 +68,28 @@ def test_dedupe_last_keeps_last_occurrence_sorted(rows: list[tuple[int, float]])
     assert got == oracle
     keys = list(got)
     assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("when", ["1600-01-01", "1678-06-01", "2262-01-01", "2500-01-01"])
+def test_times_outside_the_representable_range_are_a_schema_error(when: str) -> None:
+    times = pa.array([_epoch_us("2024-01-02"), _epoch_us(when)], pa.int64()).cast(pa.timestamp("us", "UTC"))
+    table = pa.table({"ts": times, "open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0],
+                      "volume": [1.0, 1.0]})
+    with pytest.raises(SchemaError, match="between 1679-01-01 and 2262-01-01"):
+        conform_bars(table)
+
+
+def test_times_at_the_edges_of_the_range_are_accepted() -> None:
+    first, last = _epoch_us("1679-01-01"), _epoch_us("2261-12-31T23:59")
+    table = pa.table({"ts": pa.array([first, last], pa.int64()).cast(pa.timestamp("us", "UTC")),
+                      "open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0],
+                      "volume": [1.0, 1.0]})
+    assert conform_bars(table).num_rows == 2
+
+
+def _epoch_us(when: str) -> int:
+    """Epoch microseconds of an ISO time, computed without pandas (which stops at 2262)."""
+    import datetime as dt
+
+    t = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC)
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)

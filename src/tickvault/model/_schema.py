@@ -21,6 +21,8 @@ __all__ = [
     "BAR_SCHEMA",
     "OHLCV",
     "PRICE_COLUMNS",
+    "TS_MAX_US",
+    "TS_MIN_US",
     "conform_bars",
     "dedupe_last",
     "empty_bars",
@@ -77,6 +79,12 @@ def _to_arrow(frame: Any) -> pa.Table:
     raise SchemaError(f"cannot read bars from {type(frame).__name__}; pass pandas, polars or Arrow")
 
 
+# Bar times the whole stack can represent: pandas' nanosecond timestamps end in 1677 and 2262,
+# and the calendars' sessions need a margin on both sides.
+TS_MIN_US = -9_183_110_400_000_000  # 1679-01-01
+TS_MAX_US = 9_214_646_400_000_000   # 2262-01-01
+
+
 def conform_bars(frame: Any, *, provider: str | None = None) -> pa.Table:
     """Convert ``frame`` to :data:`BAR_SCHEMA`.
 
@@ -128,6 +136,13 @@ def conform_bars(frame: Any, *, provider: str | None = None) -> pa.Table:
     out = pa.Table.from_arrays(columns, schema=BAR_SCHEMA)
     if out.column("ts").null_count:
         raise SchemaError(f"{out.column('ts').null_count} row(s) have no timestamp")
+    if n:
+        us = out.column("ts").cast(pa.int64())
+        bounds = pc.min_max(us)
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if lo < TS_MIN_US or hi >= TS_MAX_US:
+            raise SchemaError("bar times must lie between 1679-01-01 and 2262-01-01 (UTC): pandas, the quality "
+                              "rules and the calendars cannot represent times outside that range")
     return out
 
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
-from tickvault.model import conform_bars
+from tickvault.model import TS_MAX_US, TS_MIN_US, conform_bars
 from tickvault.service._errors import ApiError
 
 __all__ = ["INGEST_MEDIA_TYPES", "MAX_PRICE", "MAX_VOLUME", "check_arrow_ipc", "check_media_type", "conform_body",
@@ -33,10 +33,10 @@ INGEST_MEDIA_TYPES = (
     "application/vnd.apache.arrow.stream",
     "application/vnd.apache.arrow.file",
 )
-# Bar times the rest of the stack can represent (pandas nanosecond timestamps end in 1677 and
-# 2262); a body with times outside is refused here rather than failing deep in the write path.
-_TS_MIN_US = -9_183_110_400_000_000  # 1679-01-01
-_TS_MAX_US = 9_214_646_400_000_000   # 2262-01-01
+# Bar times the rest of the stack can represent (model.TS_MIN_US/TS_MAX_US); a body with times
+# outside is refused here with a 400 naming the range.
+_TS_MIN_US = TS_MIN_US
+_TS_MAX_US = TS_MAX_US
 # Magnitudes no real market produces (BRK.A trades near 1e6, whole-market volumes near 1e11):
 # such values are unit or parsing errors, and they overflow downstream arithmetic.
 MAX_PRICE = 1e12
