@@ -173,8 +173,9 @@ class NaiveCache(MemoryCache):
     def generation(self, series: str) -> str:
         return "unversioned"
 
-    def put(self, key: str, value: bytes, *, ttl: float, series: str, generation: str) -> bool:
-        return super().put(key, value, ttl=ttl, series=series, generation=super().generation(series))
+    def put_object(self, key: str, value: object, *, size: int, ttl: float, series: str, generation: str) -> bool:
+        # ``put`` stores through ``put_object`` too, so this covers bytes and decoded values.
+        return super().put_object(key, value, size=size, ttl=ttl, series=series, generation=super().generation(series))
 
 
 def _race(cs: CachedStore, store: PausingStore) -> pa.Table:

@@ -61,3 +61,43 @@ def test_compression_makes_large_values_smaller() -> None:
 def test_garbage_is_a_cache_error() -> None:
     with pytest.raises(CacheError):
         decode_table(b"not arrow at all")
+
+
+def _arrow_compressed(table: pa.Table) -> bytes:
+    """What earlier versions put in Redis: Arrow's per-buffer zstd compression."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+@given(bar_tables())
+def test_values_of_earlier_versions_still_decode(table: pa.Table) -> None:
+    back, meta = decode_table(_arrow_compressed(table))
+    assert _same(back, table)
+    assert meta == {}
+
+
+def test_one_frame_is_smaller_than_per_buffer_compression() -> None:
+    n = 500
+    ts = (np.arange(n, dtype=np.int64) + 28_000_000) * 60_000_000
+    close = np.round(100 + np.cumsum(np.sin(np.arange(n))), 2)
+    table = pa.table({"ts": pa.array(ts).cast(BAR_SCHEMA.field("ts").type), "close": close,
+                      "volume": np.full(n, 1000.0)})
+    packed = encode_table(table, compress=True)
+    assert packed[:4] == b"TVZ1"
+    assert len(packed) < len(_arrow_compressed(table))
+
+
+@pytest.mark.parametrize("cut", [2, 4, 11, 12, 20, -3])
+def test_truncated_compressed_values_are_cache_errors(cut: int) -> None:
+    packed = encode_table(pa.table({"x": np.arange(1_000)}), {"complete": "1"}, compress=True)
+    with pytest.raises(CacheError):
+        decode_table(packed[:cut])
+
+
+def test_a_compressed_value_with_a_damaged_header_is_a_cache_error() -> None:
+    packed = encode_table(pa.table({"x": np.arange(1_000)}), compress=True)
+    for size in (0, 10, 1 << 40):
+        with pytest.raises(CacheError):
+            decode_table(b"TVZ1" + size.to_bytes(8, "little") + packed[12:])

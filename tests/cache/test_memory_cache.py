@@ -150,3 +150,36 @@ def test_concurrent_use_keeps_the_books_straight() -> None:
     assert 0 <= s.bytes <= 50_000
     assert s.entries == len(c._entries)
     assert s.bytes == sum(e.size for e in c._entries.values())
+
+
+def test_decoded_values_are_kept_as_they_are_and_charged_their_stated_size() -> None:
+    c = MemoryCache(10_000)
+    value = ("a decoded", "immutable", "value")
+    g = c.generation(S)
+    assert c.put_object("obj", value, size=1_000, ttl=60, series=S, generation=g)
+    assert c.get_object("obj") is value  # not copied
+    assert c.get("obj") is None  # ``get`` (the Cache protocol) only hands out bytes
+    assert _put(c, "raw", b"xyz")
+    assert c.get_object("raw") == b"xyz"
+    s = c.stats()
+    assert s.bytes == (1_000 + len("obj") + 96) + (3 + len("raw") + 96)
+    assert not c.put_object("huge", value, size=6_000, ttl=60, series=S, generation=g)  # > half the budget
+    c.invalidate_series(S)
+    assert c.get_object("obj") is None
+    assert not c.put_object("late", value, size=10, ttl=60, series=S, generation=g)  # stale generation
+    assert c.stats().bytes == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 900), st.booleans()), max_size=60))
+def test_budget_is_never_exceeded_with_decoded_values(puts: list[tuple[int, int, bool]]) -> None:
+    c = MemoryCache(4_000)
+    for key, size, decoded in puts:
+        g = c.generation(S)
+        if decoded:
+            c.put_object(f"k{key}", object(), size=size, ttl=60, series=S, generation=g)
+        else:
+            c.put(f"k{key}", bytes(size), ttl=60, series=S, generation=g)
+        s = c.stats()
+        assert s.bytes is not None
+        assert s.bytes <= 4_000
+        assert s.bytes == sum(e.size for e in c._entries.values())

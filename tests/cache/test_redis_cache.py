@@ -57,6 +57,22 @@ def test_roundtrip_generations_and_stale_put(redis_url: str, redis_prefix: str) 
         c.close()
 
 
+def test_generations_of_several_series_in_one_call(redis_url: str, redis_prefix: str) -> None:
+    c = RedisCache(redis_url, prefix=redis_prefix)
+    other = series_key("meta", "AAPL")
+    try:
+        fresh = c.generations([S, other])  # created on first use, like generation()
+        assert fresh == [c.generation(S), c.generation(other)]
+        moved = c.invalidate_series(other)
+        assert c.generations([S, other]) == [fresh[0], moved]
+        assert c.generations([S]) == [c.generation(S)]
+        c.clear()
+        assert c.generations([S, other]) == [c.generation(S), c.generation(other)]
+        assert c.generations([S])[0] != fresh[0]
+    finally:
+        c.close()
+
+
 def test_values_carry_a_ttl_and_live_under_the_prefix(redis_url: str, redis_prefix: str) -> None:
     c = RedisCache(redis_url, prefix=redis_prefix)
     raw = redis.Redis.from_url(redis_url)

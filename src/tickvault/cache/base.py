@@ -7,9 +7,12 @@ Ownership
     The cache owns nothing that matters. The store is the truth; losing the cache entirely
     (a restart, an eviction, a flush, a dead Redis) is always safe and only costs speed.
 Values
-    Opaque ``bytes`` (the engine stores Arrow IPC streams). Keys are strings built by the
-    engine from validated symbols and canonical timeframes; each backend adds its own
-    namespace prefix, so two vaults with different prefixes never see each other's keys.
+    Opaque ``bytes`` (the engine stores Arrow IPC streams). The in-process L1
+    (:class:`~tickvault.cache.memory.MemoryCache`) can also keep immutable *decoded*
+    values with a stated size (``put_object``/``get_object``); those never leave the
+    process. Keys are strings built by the engine from validated symbols and canonical
+    timeframes; each backend adds its own namespace prefix, so two vaults with different
+    prefixes never see each other's keys.
 Series and generations
     Every key belongs to a *series* (``bars:AAPL:1m``, ``meta:AAPL``). Each series has a
     *generation*: an opaque token that changes on every :meth:`Cache.invalidate_series`.

@@ -4,6 +4,11 @@ A byte-bounded LRU with TTLs and per-series generations, behind one lock. It is 
 simplest thing that meets the :mod:`tickvault.cache.base` contract, so it doubles as the
 reference the Redis level is tested against. The clock is injectable so TTL behaviour is
 tested without sleeping.
+
+Being in-process, it can also keep *decoded* values (:meth:`MemoryCache.put_object`):
+the engine keeps each latest window as its immutable Arrow table, so a hit is a
+zero-copy slice instead of an IPC decode. The caller states such a value's size in bytes
+(its buffers), which counts against the budget like a ``bytes`` value's length.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ _OVERHEAD = 96
 
 @dataclass
 class _Entry:
-    value: bytes
+    value: object  # bytes (``put``) or an immutable decoded value (``put_object``)
     expires: float
     series: str
     size: int
@@ -82,7 +87,12 @@ class MemoryCache:
 
     # -- lookups ------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
-        """The value under ``key`` (marking it recently used), or ``None``."""
+        """The ``bytes`` value under ``key`` (marking it recently used), or ``None``."""
+        value = self.get_object(key)
+        return value if isinstance(value, bytes) else None
+
+    def get_object(self, key: str) -> object | None:
+        """The value under ``key``, whatever :meth:`put` or :meth:`put_object` stored, or ``None``."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -99,7 +109,15 @@ class MemoryCache:
 
     def put(self, key: str, value: bytes, *, ttl: float, series: str, generation: str) -> bool:
         """Store ``value`` unless ``generation`` is stale or the value is too large (see the protocol)."""
-        size = len(value) + len(key) + _OVERHEAD
+        return self.put_object(key, bytes(value), size=len(value), ttl=ttl, series=series, generation=generation)
+
+    def put_object(self, key: str, value: object, *, size: int, ttl: float, series: str, generation: str) -> bool:
+        """Like :meth:`put`, for an immutable decoded value of ``size`` bytes (kept as is, not copied).
+
+        The caller must never mutate ``value`` afterwards, and ``size`` must count every
+        buffer the value holds alive (it is charged against the budget).
+        """
+        size = size + len(key) + _OVERHEAD
         with self._lock:
             if generation != self._token(series):
                 self._rejected += 1
@@ -108,7 +126,7 @@ class MemoryCache:
                 return False
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = _Entry(bytes(value), self._clock() + ttl, series, size)
+            self._entries[key] = _Entry(value, self._clock() + ttl, series, size)
             self._by_series.setdefault(series, set()).add(key)
             self._bytes += size
             self._puts += 1

@@ -11,7 +11,12 @@ and write paths use it unchanged (``docs/cache.md``):
   half of a concurrent atomic write). Raw, unadjusted bars are cached; adjustment runs
   after the cache, on the symbol's corporate actions, which are cached too (with the
   instrument record) under the symbol's ``meta`` series. So a new action invalidates
-  what adjusted reads depend on, and no adjusted bars are ever cached.
+  what adjusted reads depend on, and no adjusted bars are ever cached in L2.
+- **Decoded in L1.** L1 keeps a window as its immutable Arrow table (one chunk, already
+  canonical) plus its timestamps, so a hit is a zero-copy slice: no IPC decode, no casts.
+  Only L2 holds encoded (compressed IPC) bytes. The pandas answer of ``vault.latest`` is
+  kept in L1 too (:meth:`CachedStore.latest_frame`), keyed by the bars' and the symbol's
+  ``meta`` generations, and handed out as a copy.
 - **Freshness.** Every store method that changes bars (``write``, ``delete_range``,
   ``verify`` finding damage) or metadata (``add_actions``, ``put_instrument``) moves the
   series' generation in L2 then L1 *after* the store returned and *before* this wrapper
@@ -31,13 +36,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tickvault.cache import Cache, EventBus, MemoryBus, series_key
+from tickvault.cache import Cache, EventBus, MemoryBus, MemoryCache, series_key
 from tickvault.cache.codec import decode_table, encode_table
 from tickvault.errors import CacheError
 from tickvault.model import (
@@ -52,16 +58,20 @@ from tickvault.model import (
 )
 from tickvault.store.base import BarStore, SeriesInfo, VerifyReport
 
-__all__ = ["META_TTL", "CacheSet", "CachedStore", "ttl_for"]
+__all__ = ["META_TTL", "CacheSet", "CachedStore", "known_symbol", "known_timeframe", "ttl_for"]
 
 #: Seconds to keep cached actions and instrument records (invalidated on change anyway).
 META_TTL = 300.0
 _MIN_TTL, _MAX_TTL = 1.0, 86_400.0
 _GROWTH = 16
 _SHORT = 32
+_SLICES = 8  # slices of one window remembered (Table objects over the window's buffers)
 _REPORT_EVERY = 10.0  # seconds between reports of read counts to the shared counters
 
 _Tokens = tuple[str | None, str | None]
+T = TypeVar("T")
+# Estimated bytes a decoded corporate action keeps alive (the object and its fields).
+_ACTION_BYTES = 256
 
 
 def ttl_for(timeframe: str, overrides: Mapping[str, float] | None = None) -> float:
@@ -84,7 +94,8 @@ class CacheSet:
     Parameters
     ----------
     l1
-        In-process cache, or ``None``.
+        In-process cache, or ``None``. It keeps decoded values (latest windows as Arrow
+        tables, actions as objects); only L2 holds encoded bytes.
     l2
         Shared cache (Redis), or ``None``.
     bus
@@ -95,7 +106,7 @@ class CacheSet:
         Bars in a cached latest window.
     """
 
-    l1: Cache | None = None
+    l1: MemoryCache | None = None
     l2: Cache | None = None
     bus: EventBus = field(default_factory=MemoryBus)
     ttls: Mapping[str, float] = field(default_factory=dict)
@@ -107,26 +118,96 @@ class CacheSet:
         return self.l1 is not None or self.l2 is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Window:
+    """A decoded latest window, as L1 keeps it: immutable, canonical, compact.
+
+    ``table`` is one chunk in canonical form (see :func:`_canonical`) holding copies of
+    exactly its rows (never a view into a larger store buffer), so ``nbytes`` is what it
+    keeps alive. ``tight`` says any non-empty slice is canonical as is (one provider, no
+    nulls: the usual case), so a hit is a zero-copy slice with no casts. Arrow tables are
+    immutable, so the whole window, and the last few slices asked for, are handed out as
+    they are (a slice holds no buffers of its own: nothing more to account for).
+    """
+
     table: pa.Table
-    ts: np.ndarray  # int64 µs, ascending
+    ts: np.ndarray  # int64 µs, ascending, read-only (a view of the table's ``ts`` buffer when possible)
     complete: bool
+    tight: bool
+    nbytes: int
+    slices: dict[tuple[int, int], pa.Table] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, table: pa.Table, complete: bool) -> _Window:
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        return cls(table, np.asarray(ts, dtype=np.int64), complete)
+    def of(cls, table: pa.Table, complete: bool, *, compact: bool = True) -> _Window:
+        if compact and table.num_rows:
+            # A store's answer may be a view into a larger buffer (a whole decoded file):
+            # copy exactly these rows, so the window keeps alive only what it accounts for.
+            table = table.take(np.arange(table.num_rows))
+        table = _canonical(table)
+        ts, extra = _timestamps(table)
+        return cls(table, ts, complete, _tight(table), table.get_total_buffer_size() + extra)
+
+    @property
+    def size(self) -> int:
+        return int(self.ts.size)
 
     def covers(self, start_us: int | None) -> bool:
         if self.complete:
             return True
         return self.ts.size > 0 and start_us is not None and start_us >= int(self.ts[0])
 
+    def tail(self, n: int) -> pa.Table:
+        size = self.ts.size
+        return self._rows(max(size - n, 0), size)
+
     def slice(self, start_us: int | None, end_us: int | None) -> pa.Table:
         lo = 0 if start_us is None else int(np.searchsorted(self.ts, start_us, "left"))
         hi = self.ts.size if end_us is None else int(np.searchsorted(self.ts, end_us, "left"))
-        return _canonical(self.table.slice(lo, max(hi - lo, 0)))
+        return self._rows(lo, max(hi, lo))
+
+    def _rows(self, lo: int, hi: int) -> pa.Table:
+        if lo == 0 and hi == self.ts.size and hi:
+            return self.table
+        if not (hi > lo and self.tight):
+            return _canonical(self.table.slice(lo, hi - lo))
+        hit = self.slices.get((lo, hi))
+        if hit is None:
+            hit = self.table.slice(lo, hi - lo)  # already canonical: zero copy
+            if len(self.slices) >= _SLICES:
+                self.slices.clear()
+            self.slices[(lo, hi)] = hit
+        return hit
+
+
+def _timestamps(table: pa.Table) -> tuple[np.ndarray, int]:
+    """The ``ts`` column as int64 µs, and how many bytes it adds to the table's own buffers."""
+    col = table.column("ts")
+    if table.num_rows == 0:
+        return np.empty(0, dtype=np.int64), 0
+    if col.num_chunks == 1 and col.null_count == 0 and col.type.bit_width == 64:
+        chunk: Any = col.chunk(0)  # an Array (the stubs say ChunkedArray)
+        data = chunk.buffers()[1]
+        if data is not None:  # a read-only view of the Arrow buffer: no copy, nothing to add
+            return np.frombuffer(data, dtype=np.int64, count=len(chunk), offset=chunk.offset * 8), 0
+    ts = np.asarray(col.cast(pa.int64()).to_numpy(), dtype=np.int64)
+    ts.flags.writeable = False
+    return ts, int(ts.nbytes)
+
+
+def _tight(table: pa.Table) -> bool:
+    """Whether every non-empty slice of the canonical ``table`` is canonical too."""
+    idx = table.schema.get_field_index("provider")
+    if idx < 0:
+        return True
+    col = table.column(idx)
+    if not pa.types.is_dictionary(col.type):
+        return True  # plain values: a slice holds exactly its own
+    if col.num_chunks != 1:
+        return False
+    chunk: Any = col.chunk(0)
+    values = len(chunk.dictionary)
+    # One provider and no nulls; or only nulls (an empty dictionary stays empty).
+    return (values == 1 and col.null_count == 0) or values == 0
 
 
 def _canonical(table: pa.Table) -> pa.Table:
@@ -135,10 +216,50 @@ def _canonical(table: pa.Table) -> pa.Table:
     idx = table.schema.get_field_index("provider")
     if idx < 0:
         return table
+    col = table.column(idx)
+    if table.num_rows and pa.types.is_dictionary(col.type) and col.num_chunks == 1 and not col.null_count:
+        chunk: Any = col.chunk(0)
+        if len(chunk.dictionary) == 1:
+            return table  # one value, every index 0: already what the encoding below gives
     field_ = table.schema.field(idx)
     plain = table.column(idx).cast(pa.string())
     encoded = pc.dictionary_encode(plain).cast(field_.type)
     return table.set_column(idx, field_, encoded).combine_chunks()
+
+
+# Canonical forms of the symbols and timeframes seen, so a hot read does not re-run the regex
+# and the parser (both are pure functions of the string; the values are immutable).
+_KNOWN_MAX = 4096
+_SYMBOLS: dict[str, str] = {}
+_TIMEFRAMES: dict[str, Timeframe] = {}
+
+
+def known_symbol(symbol: object) -> str:
+    """:func:`~tickvault.model.validate_symbol`, remembered for strings already seen."""
+    if type(symbol) is str:
+        hit = _SYMBOLS.get(symbol)
+        if hit is not None:
+            return hit
+        valid = validate_symbol(symbol)
+        if len(_SYMBOLS) >= _KNOWN_MAX:
+            _SYMBOLS.clear()
+        _SYMBOLS[symbol] = valid
+        return valid
+    return validate_symbol(symbol)
+
+
+def known_timeframe(timeframe: str | Timeframe) -> Timeframe:
+    """:meth:`~tickvault.model.Timeframe.parse`, remembered for strings already seen."""
+    if type(timeframe) is str:
+        hit = _TIMEFRAMES.get(timeframe)
+        if hit is not None:
+            return hit
+        tf = Timeframe.parse(timeframe)
+        if len(_TIMEFRAMES) >= _KNOWN_MAX:
+            _TIMEFRAMES.clear()
+        _TIMEFRAMES[timeframe] = tf
+        return tf
+    return Timeframe.parse(timeframe)
 
 
 class CachedStore:
@@ -157,6 +278,7 @@ class CachedStore:
         self._l1 = caches.l1
         self._l2 = caches.l2
         self._ttls = dict(caches.ttls)
+        self._ttl_of: dict[str, float] = {}
         self._window = caches.window
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -231,33 +353,62 @@ class CachedStore:
         t1 = self._l1.generation(series) if self._l1 is not None else None
         return t1, t2
 
-    def _get(self, base: str, series: str, tokens: _Tokens, ttl: float, *, arrow: bool = True) -> bytes | None:
+    def _ttl(self, timeframe: str) -> float:
+        ttl = self._ttl_of.get(timeframe)
+        if ttl is None:
+            ttl = self._ttl_of[timeframe] = ttl_for(timeframe, self._ttls)
+        return ttl
+
+    def _tokens_of(self, series: Sequence[str]) -> list[_Tokens] | None:
+        """:meth:`_tokens` of several series, with one L2 round trip when L2 can do that."""
+        if len(series) == 1 or self._l2 is None or not hasattr(self._l2, "generations"):
+            tokens = [self._tokens(s) for s in series]
+            return None if any(t is None for t in tokens) else [t for t in tokens if t is not None]
+        try:
+            t2s: list[str] = self._l2.generations(list(series))
+        except CacheError:
+            self._count("cache_errors")
+            return None
+        l1 = self._l1
+        return [(l1.generation(s) if l1 is not None else None, t2) for s, t2 in zip(series, t2s, strict=True)]
+
+    def _get(self, base: str, series: str, tokens: _Tokens, ttl: float, kind: type[T],
+             decode: Callable[[bytes], tuple[T, int]]) -> T | None:
+        """The value under ``base`` at ``tokens``: L1 holds it decoded, L2 as bytes.
+
+        ``decode`` turns L2's bytes into the value and its size in bytes (what L1 charges);
+        a value L2 returns is decoded once and kept in L1. A damaged L2 value is a miss.
+        """
         t1, t2 = tokens
-        if self._l1 is not None and t1 is not None:
-            value = self._l1.get(f"{base}@{t1}/{t2}")
-            if value is not None:
+        l1 = self._l1
+        if l1 is not None and t1 is not None:
+            value = l1.get_object(f"{base}@{t1}/{t2}")
+            if isinstance(value, kind):
                 return value
         if self._l2 is not None and t2 is not None:
             try:
-                value = self._l2.get(f"{base}@{t2}")
+                raw = self._l2.get(f"{base}@{t2}")
             except CacheError:
                 self._count("cache_errors")
                 return None
-            if value is not None:
-                if self._l1 is not None and t1 is not None:
-                    # L2 holds compressed IPC; L1 keeps it plain, so its hits decode in place.
-                    plain = _decompressed(value) if arrow else value
-                    self._l1.put(f"{base}@{t1}/{t2}", plain, ttl=ttl, series=series, generation=t1)
-                    return plain
-                return value
+            if raw is None:
+                return None
+            try:
+                decoded, size = decode(raw)
+            except CacheError:
+                self._count("cache_errors")
+                return None
+            if l1 is not None and t1 is not None:
+                l1.put_object(f"{base}@{t1}/{t2}", decoded, size=size, ttl=ttl, series=series, generation=t1)
+            return decoded
         return None
 
-    def _put(self, base: str, series: str, tokens: _Tokens, ttl: float, plain: Callable[[], bytes],
+    def _put(self, base: str, series: str, tokens: _Tokens, ttl: float, value: object, size: int,
              packed: Callable[[], bytes]) -> None:
-        # Values are encoded lazily: only for the levels that exist (L2 wants them compressed).
+        # L1 keeps the decoded value; L2 gets bytes, encoded lazily (only when it exists).
         t1, t2 = tokens
         if self._l1 is not None and t1 is not None:
-            self._l1.put(f"{base}@{t1}/{t2}", plain(), ttl=ttl, series=series, generation=t1)
+            self._l1.put_object(f"{base}@{t1}/{t2}", value, size=size, ttl=ttl, series=series, generation=t1)
         if self._l2 is not None and t2 is not None:
             try:
                 self._l2.put(f"{base}@{t2}", packed(), ttl=ttl, series=series, generation=t2)
@@ -271,18 +422,48 @@ class CachedStore:
         first one, so a write to any of them makes it unreachable; a write racing with
         ``compute`` is refused by the generation check on put, as for bar windows.
         """
-        tokens = [self._tokens(s) for s in series]
-        if not tokens or any(t is None for t in tokens):
+        tokens = self._tokens_of(series)
+        if not tokens:
             return compute()
         primary = tokens[0]
-        assert primary is not None
-        key = base + "".join(f"|{t[0]}/{t[1]}" for t in tokens[1:] if t is not None)
-        hit = self._get(key, series[0], primary, ttl, arrow=False)
+        key = base + "".join(f"|{t[0]}/{t[1]}" for t in tokens[1:])
+        hit = self._get(key, series[0], primary, ttl, bytes, _as_bytes)
         if hit is not None:
             return hit
         value = compute()
-        self._put(key, series[0], primary, ttl, lambda: value, lambda: value)
+        self._put(key, series[0], primary, ttl, value, len(value), lambda: value)
         return value
+
+    def latest_frame(self, symbol: str, timeframe: str, n: int, adjust: str,
+                     build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """The pandas answer of ``vault.latest``: ``build()``, kept in L1, a copy to each caller.
+
+        Converting 500 bars to pandas costs ~0.5-1 ms, a deep copy ~10 µs. The frame is kept
+        in L1 only (never in L2), under the bars series, with the generations of the bars
+        and of the symbol's ``meta`` series (actions, instrument: what adjustment and the
+        time zone depend on) in its key, as :meth:`remember` does. So a write, a new action
+        or a new instrument record makes it unreachable, and a write racing with ``build``
+        is refused by the generation-checked put. ``symbol`` and ``timeframe`` must be
+        canonical. Callers get a deep copy: mutating it never reaches the cache.
+        """
+        l1 = self._l1
+        if l1 is None or n <= 0:
+            return build()
+        bars, meta = series_key("bars", symbol, timeframe), series_key("meta", symbol)
+        tokens = self._tokens_of((bars, meta))
+        t1 = tokens[0][0] if tokens is not None else None
+        if tokens is None or t1 is None:
+            return build()
+        t_bars, t_meta = tokens
+        key = f"frame:{symbol}:{timeframe}:{n}:{adjust}@{t1}/{t_bars[1]}|{t_meta[0]}/{t_meta[1]}"
+        frame = l1.get_object(key)
+        if isinstance(frame, pd.DataFrame):
+            self._count("hits")
+            return frame.copy(deep=True)
+        frame = build()
+        size = int(frame.memory_usage(index=True, deep=True).sum())
+        l1.put_object(key, frame, size=size, ttl=self._ttl(timeframe), series=bars, generation=t1)
+        return frame.copy(deep=True)
 
     def _invalidate(self, series: str) -> None:
         # After the store acknowledged, before our caller hears of it: L2 (shared), then L1.
@@ -308,15 +489,7 @@ class CachedStore:
 
     # -- windows ----------------------------------------------------------------------------
     def _cached_window(self, symbol: str, timeframe: str, series: str, tokens: _Tokens) -> _Window | None:
-        raw = self._get(f"latest:{symbol}:{timeframe}", series, tokens, ttl_for(timeframe, self._ttls))
-        if raw is None:
-            return None
-        try:
-            table, meta = decode_table(raw)
-        except CacheError:
-            self._count("cache_errors")
-            return None
-        return _Window.of(table, meta.get("complete") == "1")
+        return self._get(f"latest:{symbol}:{timeframe}", series, tokens, self._ttl(timeframe), _Window, _window_from)
 
     def _fill(self, symbol: str, timeframe: str, series: str, tokens: _Tokens, n: int) -> _Window:
         # The tokens were read before this store read: a write racing with it moves the
@@ -325,8 +498,8 @@ class CachedStore:
         table = self._store.latest(symbol, timeframe, size)
         window = _Window.of(table, table.num_rows < size)
         meta = {"complete": "1" if window.complete else "0"}
-        self._put(f"latest:{symbol}:{timeframe}", series, tokens, ttl_for(timeframe, self._ttls),
-                  lambda: encode_table(table, meta), lambda: encode_table(table, meta, compress=True))
+        self._put(f"latest:{symbol}:{timeframe}", series, tokens, self._ttl(timeframe), window, window.nbytes,
+                  lambda: encode_table(window.table, meta, compress=True))
         self._count("fills")
         return window
 
@@ -345,24 +518,23 @@ class CachedStore:
         """The last ``n`` bars, from the cached window when it holds them."""
         if n <= 0:
             return self._store.latest(symbol, timeframe, n)
-        symbol = validate_symbol(symbol)
+        symbol = known_symbol(symbol)
         series = series_key("bars", symbol, timeframe)
         tokens = self._tokens(series)
         if tokens is None:
             self._count("bypassed")
             return self._store.latest(symbol, timeframe, n)
         window = self._cached_window(symbol, timeframe, series, tokens)
-        if window is not None and (window.complete or window.ts.size >= n):
+        if window is not None and (window.complete or window.size >= n):
             self._count("hits")
-            return _canonical(window.table.slice(max(window.ts.size - n, 0)))
+            return window.tail(n)
         self._count("misses")
-        window = self._fill(symbol, timeframe, series, tokens, n)
-        return _canonical(window.table.slice(max(window.ts.size - n, 0)))
+        return self._fill(symbol, timeframe, series, tokens, n).tail(n)
 
     def read(self, symbol: str, timeframe: str, start_us: int | None = None, end_us: int | None = None,
              columns: Sequence[str] | None = None) -> pa.Table:
         """Bars in ``[start_us, end_us)``, from the cached window when it holds all of them."""
-        table = self._read(validate_symbol(symbol), timeframe, start_us, end_us)
+        table = self._read(known_symbol(symbol), timeframe, start_us, end_us)
         return table.select(list(columns)) if columns is not None else table
 
     def _read(self, symbol: str, timeframe: str, start_us: int | None, end_us: int | None) -> pa.Table:
@@ -385,7 +557,7 @@ class CachedStore:
         if start_us is not None:
             size = max(size, (time.time_ns() // 1000 - start_us) // Timeframe.parse(timeframe).micros + 1)
         size = min(size, _GROWTH * self._window)
-        if window is None or size > window.ts.size:
+        if window is None or size > window.size:
             window = self._fill(symbol, timeframe, series, tokens, size)
             if window.covers(start_us):
                 return window.slice(start_us, end_us)
@@ -397,6 +569,14 @@ class CachedStore:
         if receipt.rows_written or receipt.bytes_written:
             self._invalidate(series_key("bars", validate_symbol(symbol), timeframe))
         return receipt
+
+    def write_many(self, items: Sequence[tuple[str, str, pa.Table]]) -> list[StoreReceipt]:
+        """Upsert every item in one store commit, then invalidate the series that changed."""
+        receipts = self._store.write_many(items)
+        for (symbol, timeframe, _table), receipt in zip(items, receipts, strict=True):
+            if receipt.rows_written or receipt.bytes_written:
+                self._invalidate(series_key("bars", validate_symbol(symbol), timeframe))
+        return receipts
 
     def delete_range(self, symbol: str, timeframe: str, start_us: int | None, end_us: int | None) -> int:
         """Delete through the store, then invalidate the series."""
@@ -437,16 +617,14 @@ class CachedStore:
         tokens = self._tokens(series)
         if tokens is None:
             return self._store.actions(sym)
-        raw = self._get(f"actions:{sym}", series, tokens, META_TTL)
-        if raw is not None:
-            try:
-                return _actions_from(sym, decode_table(raw)[0])
-            except CacheError:
-                self._count("cache_errors")
+        hit = self._get(f"actions:{sym}", series, tokens, META_TTL, tuple,
+                        lambda raw: _sized_actions(_actions_from(sym, decode_table(raw)[0])))
+        if hit is not None:
+            return list(hit)
         acts = self._store.actions(sym)
-        table = _actions_table(acts)
-        self._put(f"actions:{sym}", series, tokens, META_TTL, lambda: encode_table(table),
-                  lambda: encode_table(table, compress=True))
+        kept, size = _sized_actions(acts)
+        self._put(f"actions:{sym}", series, tokens, META_TTL, kept, size,
+                  lambda: encode_table(_actions_table(acts), compress=True))
         return acts
 
     def put_instrument(self, instrument: Instrument) -> None:
@@ -471,7 +649,7 @@ class CachedStore:
         tokens = self._tokens(series)
         if tokens is None:
             return self._store.instrument(sym)
-        raw = self._get(f"instrument:{sym}", series, tokens, META_TTL, arrow=False)
+        raw = self._get(f"instrument:{sym}", series, tokens, META_TTL, bytes, _as_bytes)
         if raw is not None:
             try:
                 data = json.loads(raw)
@@ -480,7 +658,7 @@ class CachedStore:
                 self._count("cache_errors")
         inst = self._store.instrument(sym)
         blob = json.dumps(inst.to_dict() if inst is not None else None, separators=(",", ":")).encode()
-        self._put(f"instrument:{sym}", series, tokens, META_TTL, lambda: blob, lambda: blob)
+        self._put(f"instrument:{sym}", series, tokens, META_TTL, blob, len(blob), lambda: blob)
         return inst
 
     def instruments(self) -> list[Instrument]:
@@ -535,12 +713,21 @@ class CachedStore:
             level.close()
 
 
-def _decompressed(value: bytes) -> bytes:
-    try:
-        table, meta = decode_table(value)
-    except CacheError:
-        return value  # served as a miss by the caller's own decode
-    return encode_table(table, meta)
+def _as_bytes(raw: bytes) -> tuple[bytes, int]:
+    return raw, len(raw)
+
+
+def _window_from(raw: bytes) -> tuple[_Window, int]:
+    table, meta = decode_table(raw)
+    # Decoded IPC owns its buffers (L2 values are compressed: decompressed into new,
+    # exactly sized ones); a plain value's buffers are views of ``raw``, which they keep alive.
+    window = _Window.of(table, meta.get("complete") == "1", compact=False)
+    return window, window.nbytes
+
+
+def _sized_actions(actions: Sequence[CorporateAction]) -> tuple[tuple[CorporateAction, ...], int]:
+    # Frozen dataclasses: L1 can share them; callers get a fresh list each time.
+    return tuple(actions), 64 + _ACTION_BYTES * len(actions)
 
 
 def _actions_table(actions: Sequence[CorporateAction]) -> pa.Table:

@@ -21,7 +21,7 @@ from tickvault import quality as _quality
 from tickvault.calendars import TradingCalendar, get_calendar
 from tickvault.config import Settings
 from tickvault.engine._analytics import Analytics, FillPolicy, fill_gaps
-from tickvault.engine._cached import CachedStore, CacheSet
+from tickvault.engine._cached import CachedStore, CacheSet, known_symbol, known_timeframe
 from tickvault.engine._copy import CopyReport, copy_store
 from tickvault.engine._frames import to_format
 from tickvault.engine._health import cache_stats, health_report
@@ -355,8 +355,11 @@ class Vault(Analytics, Sources):
         """The newest ``n`` stored bars (no fetching)."""
         if n < 0:
             raise InvalidInput(f"n must be >= 0, got {n}")
-        sym = validate_symbol(symbol)
-        tf = Timeframe.parse(timeframe)
+        sym = known_symbol(symbol)  # validate_symbol / Timeframe.parse, remembered: a hot read is µs
+        tf = known_timeframe(timeframe)
+        if format == "pandas" and self._cached is not None:  # the conversion, cached per generation
+            return self._cached.latest_frame(sym, str(tf), n, adjust, lambda: to_format(
+                self._adjusted(sym, tf, self._store.latest(sym, str(tf), n), adjust), format))
         table = self._store.latest(sym, str(tf), n)
         return to_format(self._adjusted(sym, tf, table, adjust), format)
 
