@@ -23,7 +23,6 @@ module times them side by side with what people use instead, on the benchmark's 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -339,9 +338,10 @@ def run_indicators(ctx: Context, opts: ExtraOptions) -> None:
     tv = _tv_funcs()
     ta = _ta_funcs() if opts.wants("talib", "talib") else {}
     names = [p for p, _label in INDICATORS]
-    blas = _Blas.open()
     scale = float(np.nanmax(np.abs(universe)))
     size = ctx.data.size.name
+    for n in names:  # numba compiles (or loads its cache) on the first call: outside the timed region
+        tv[n](series[:100])
     for scope, data in (("one series", series), ("universe", universe)):
         reps = SERIES_REPS.get(size, 30) if scope == "one series" else UNIVERSE_REPS.get(size, 3)
 
@@ -370,29 +370,17 @@ def run_indicators(ctx: Context, opts: ExtraOptions) -> None:
         bad = [f"{n}: {checks[n][0]}" for n in names if n in checks and checks[n][0] is not None]
         cells.append((f"all four, {scope}", run_tv, run_ta if ta else None, "; ".join(bad) or None))
         for variant, fn_tv, fn_ta, problem in cells:
-            s_tv, s_ta, s_tv1 = Samples(), Samples(), Samples()
+            s_tv, s_ta = Samples(), Samples()
             for rep in range(reps):
-                # (samples, function, BLAS threads or None for the library's default)
-                runs: list[tuple[Samples, Callable[[], Any], int | None]] = [(s_tv, fn_tv, None)]
-                runs += [(s_ta, fn_ta, None)] if fn_ta is not None else []
-                runs += [(s_tv1, fn_tv, 1)] if blas is not None else []
-                for samples, fn, threads in (runs if rep % 2 == 0 else runs[::-1]):
-                    if threads is not None:
-                        assert blas is not None
-                        blas.set(threads)  # outside the timed region
-                    try:
-                        out, sec, mem = timed(fn, ctx.probe, full_gc=scope == "universe")
-                    finally:
-                        if threads is not None and blas is not None:
-                            blas.restore()
+                runs: list[tuple[Samples, Callable[[], Any]]] = [(s_tv, fn_tv)]
+                runs += [(s_ta, fn_ta)] if fn_ta is not None else []
+                for samples, fn in (runs if rep % 2 == 0 else runs[::-1]):
+                    out, sec, mem = timed(fn, ctx.probe, full_gc=scope == "universe")
                     del out
                     samples.add(sec, mem)
             extra: dict[str, Any] = {"bars": int(data.shape[-1]),
                                      "symbols": 1 if data.ndim == 1 else int(data.shape[0])}
             record(ctx, "indicators", variant, "tickvault", s_tv, comparable=problem is None, **extra)
-            if blas is not None:
-                record(ctx, "indicators", variant, "tickvault:blas-1-thread", s_tv1, comparable=problem is None,
-                       check="tickvault with OpenBLAS limited to one thread (threadpoolctl)", **extra)
             if fn_ta is not None:
                 record(ctx, "indicators", variant, "talib", s_ta, comparable=problem is None,
                        check=problem or "agrees with tickvault after the warm-up", **extra)
@@ -401,43 +389,12 @@ def run_indicators(ctx: Context, opts: ExtraOptions) -> None:
         f"({SERIES_REPS.get(size, 30)} calls each); universe = {universe.shape[0]} x {universe.shape[1]:,} "
         f"stacked closes ({UNIVERSE_REPS.get(size, 3)} calls each; TA-Lib loops over the rows); outputs agree with "
         f"TA-Lib after bar {WARMUP} (|difference| ≤ 1e-9 × the largest price, RSI ≤ 1e-6) or the ratio is skipped; "
-        f"{rows:,} source rows; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} (tickvault's "
-        "recursions run as BLAS block products)")
+        f"{rows:,} source rows; tickvault's indicators run as compiled single-pass kernels (numba, one thread; "
+        "compiled or loaded from numba's cache before timing)")
     for n, label in INDICATORS:
         maybe_profile(ctx, opts, f"{label} within 1.25× of TA-Lib",
                       f"indicators: {label}, tickvault, one series (50 calls)",
                       lambda n=n: tv[n](series), times=50)  # type: ignore[misc]
-
-
-class _Blas:
-    """Switches OpenBLAS's thread count between calls (threadpoolctl; ``None`` if absent).
-
-    tickvault's recursions are BLAS block products, and OpenBLAS starts a thread per core
-    for them: on a loaded 2-core machine that can cost more than it gains. The
-    ``tickvault:blas-1-thread`` rows show tickvault with one BLAS thread (a deployment
-    setting, ``OPENBLAS_NUM_THREADS=1``); they are not a peer.
-    """
-
-    def __init__(self, controllers: list[Any]) -> None:
-        self.controllers = controllers
-        self.default = [c.num_threads for c in controllers]
-
-    @classmethod
-    def open(cls) -> _Blas | None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return None
-        found = ThreadpoolController().select(user_api="blas").lib_controllers
-        return cls(list(found)) if found else None
-
-    def set(self, n: int) -> None:
-        for c in self.controllers:
-            c.set_num_threads(n)
-
-    def restore(self) -> None:
-        for c, n in zip(self.controllers, self.default, strict=True):
-            c.set_num_threads(n)
 
 
 def _stack(fn: Callable[[np.ndarray], Any], data: np.ndarray) -> Any:

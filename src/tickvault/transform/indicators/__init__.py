@@ -1,4 +1,4 @@
-"""Technical indicators: pure numpy, vectorised over many symbols, batch and incremental.
+"""Technical indicators over many symbols at once (numpy and compiled kernels), batch and incremental.
 
 Layout: every function takes 1-D arrays ``(bars,)`` or a stacked 2-D layout
 ``(symbols, bars)`` (one row per symbol, aligned on the same bar timestamps, time on the last

@@ -1,34 +1,32 @@
-"""Vectorised numeric kernels shared by every indicator.
+"""Numeric kernels shared by every indicator, and the loader of the compiled ones.
 
 Why this module exists: the indicators are recursions (EMA, Wilder smoothing) and sliding
-windows (SMA, WMA, rolling max/min, window moments). numba is not available and a Python loop
-over 100K bars is ~50x slower than TA-Lib, so the sequential parts are rewritten as dense
-linear algebra that numpy runs in optimised C/BLAS:
+windows (SMA, WMA, rolling max/min, window moments).
 
-- A first-order linear recurrence ``y[t] = r * y[t-1] + u[t]`` is solved *blockwise*: the
-  series is cut into blocks of ``_BLOCK`` values, each block is solved at once by a matrix
-  product with the ``B x B`` triangular Toeplitz matrix of powers of ``r`` (BLAS, no
-  loop-carried dependency), and block ends are chained by the same recurrence with
-  coefficient ``r**B`` over the (16x shorter) series of block ends. On one 100K-bar series
-  this runs as fast as ``scipy.signal.lfilter`` (both ~0.5 ms here) and about 25x faster
-  than a Python loop, without adding scipy as a dependency.
-- A short finite window (``k <= _FIR_MAX``) is a blocked FIR: two matrix products per block
-  (the current and the previous block). Each output is an exact sum of ``k`` products, so
-  there is no running-sum drift.
-- Longer windows are split into chunks of at most ``_FIR_MAX`` lags whose outputs are added
-  with their lag, so they stay exact too (no running sum, unlike TA-Lib).
+- The recursions, RSI, MACD and Bollinger Bands run as compiled single-pass kernels
+  (numba, :mod:`tickvault.transform.indicators._jit`), loaded by :func:`jit` on first use so
+  that importing tickvault never imports numba or compiles anything.
+- A short finite window (``k <= _FIR_MAX``: SMA, WMA, the gap masks) is a blocked FIR in
+  numpy: two matrix products per block (the current and the previous block). Each output
+  is an exact sum of ``k`` products, so there is no running-sum drift. Longer windows are
+  split into chunks of at most ``_FIR_MAX`` lags whose outputs are added with their lag,
+  so they stay exact too (no running sum, unlike TA-Lib).
 - Rolling max/min use a sparse table (``log2(k)`` vector passes).
 
 Layout: every kernel takes a 2-D float64 array ``(rows, bars)``: one row per symbol, time on
-the last axis. Missing values (NaN/inf) must have been replaced by 0 by the caller, which
-re-applies its own missing-value mask (see :func:`prepare`), because ``0 * NaN`` inside a
-matrix product would leak a NaN backwards in time.
+the last axis. The numpy kernels need missing values (NaN/inf) replaced by 0 by the caller,
+which re-applies its own missing-value mask (see :func:`prepare`), because ``0 * NaN``
+inside a matrix product would leak a NaN backwards in time; the compiled ones take raw
+values and handle missing values themselves.
 """
 
 from __future__ import annotations
 
+import math
+import mmap
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from types import ModuleType
 
 import numpy as np
 
@@ -36,8 +34,10 @@ from tickvault.errors import InvalidInput
 
 __all__ = [
     "Prepared",
+    "empty",
+    "empty_many",
     "fir",
-    "linear_scan",
+    "jit",
     "prefix_sum",
     "prepare",
     "rolling_max",
@@ -48,10 +48,6 @@ __all__ = [
 
 _BLOCK = 16
 _FIR_MAX = 64
-# Below this, r**B is so small that chaining block ends beyond one block changes nothing.
-_NEGLIGIBLE = 1e-18
-# Blocks per carry-update chunk: keeps that temporary (~64 KB) on the heap, not a fresh mmap.
-_CHUNK = 512
 
 FloatArray = np.ndarray
 
@@ -138,122 +134,53 @@ def finish(out: FloatArray, valid_from: np.ndarray, poison: np.ndarray | None, s
     return out[0] if squeeze else out
 
 
-@lru_cache(maxsize=256)
-def _scan_matrix(r: float, block: int) -> FloatArray:
-    """``block + 1`` by ``block``: ``T[j, i] = r**(i-j)`` for ``i >= j`` (else 0), then ``r**(i+1)``.
+# numpy asks for transparent huge pages (MADV_HUGEPAGE) on arrays from 4 MiB on.
+_HUGE = 4 << 20
 
-    The last row multiplies the carry column (the previous block's final value), so one
-    matrix product solves a block *and* adds the carry.
+
+def empty(shape: tuple[int, ...]) -> FloatArray:
+    """An uninitialised float64 output array, allocated like a C library's output.
+
+    From 4 MiB on, numpy's allocator marks arrays for transparent huge pages. On VMs whose
+    freed memory is handed back to the host (free page reporting, as on the benchmark VM),
+    every fresh huge page then costs a host fault: a 389 MB indicator output took 0.3-3 s
+    (median 1.1 s) to fill instead of ~0.35 s with ordinary pages, swinging with whatever
+    else had allocated memory (docs/analytics.md). Large outputs are therefore backed by an anonymous
+    mapping of their own (ordinary pages, unmapped when the array is freed), as a C
+    library's ``malloc`` would give; small ones come from ``numpy.empty``.
     """
-    i = np.arange(block)
-    d = i[None, :] - i[:, None]
-    with np.errstate(under="ignore"):
-        t = np.where(d >= 0, float(r) ** np.maximum(d, 0).astype(np.float64), 0.0)
-        pw = float(r) ** np.arange(1, block + 1, dtype=np.float64)
-    out = np.vstack([t, pw[None, :]])
-    out.setflags(write=False)
-    return out
+    nbytes = 8 * math.prod(shape)
+    if nbytes < _HUGE or not hasattr(mmap, "MAP_PRIVATE"):  # (no MAP_PRIVATE on Windows)
+        return np.empty(shape)
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE), dtype=np.float64).reshape(shape)
 
 
-def _carry(ends: FloatArray, r: float, block: int) -> FloatArray:
-    """True recursion value at each block end, from the block-local ends (``y[-1] = 0``)."""
-    with np.errstate(under="ignore"):
-        rb = float(r) ** block
-    if r == 1.0:
-        return np.cumsum(ends, axis=1)
-    if rb < _NEGLIGIBLE:
-        carry = ends.copy()
-        carry[:, 1:] += rb * ends[:, :-1]
-        return carry
-    return linear_scan(ends, rb)
+def empty_many(count: int, shape: tuple[int, ...]) -> list[FloatArray]:
+    """``count`` outputs of ``shape`` (:func:`empty`); small ones share one allocation.
 
-
-def linear_scan(x: FloatArray, r: float, *, scale: float = 1.0, start: np.ndarray | None = None,
-                seed: np.ndarray | None = None) -> FloatArray:
-    """Solve ``y[t] = r * y[t-1] + u[t]`` (``y[-1] = 0``) along the last axis.
-
-    ``u = scale * x``, except that with ``start`` (per row) ``u`` is 0 before ``start`` and
-    ``seed`` (per row) at ``start``: this is how the EMA family starts each row's recursion
-    at its own seed without a separate pass.
-
-    Only the output is allocated at full size: ``scale`` is folded into the block matrix,
-    the seeded blocks are recomputed from a small copy, and the carries are added in chunks
-    (large temporaries cost page faults on every call, which on a VM dominated the runtime).
-
-    Parameters
-    ----------
-    x
-        ``(rows, bars)`` finite float64 values.
-    r
-        Recurrence coefficient, ``0 <= r <= 1``.
-    scale
-        Multiplier applied to ``x``.
-    start, seed
-        Optional ``(rows,)`` start index (``>= bars`` for "never") and value at the start.
-
-    Returns
-    -------
-    numpy.ndarray
-        A new ``(rows, bars)`` array.
+    One allocation instead of several keeps glibc's heap from being trimmed and refaulted
+    between calls (measured: 0 page faults per call instead of ~900 for Bollinger on one
+    100K series). Large outputs are allocated separately so that keeping one of them does
+    not keep the others' memory alive.
     """
-    rows, n = x.shape
-    b = _BLOCK
-    m = n // b
-    body = m * b
-    out = np.empty((rows, n))
-    mat = _scan_matrix(float(r), b)
-    tmat = mat[:b] * scale if scale != 1.0 else mat[:b]
-    y = out[:, :body].reshape(rows, m, b)
-    if m:
-        np.matmul(x[:, :body].reshape(rows, m, b), tmat, out=y)
-    tail = x[:, body:] * scale
-    if start is not None and seed is not None:
-        _apply_seed(x, y, tail, mat[:b], scale, start, seed)
-    if m > 1:
-        carry = _carry(np.ascontiguousarray(y[:, :, -1]), r, b)
-        pw = mat[b]
-        step = max(1, _CHUNK // max(rows, 1))
-        for a in range(1, m, step):
-            z = min(a + step, m)
-            y[:, a:z, :] += carry[:, a - 1: z - 1, None] * pw
-    prev = out[:, body - 1] if m else np.zeros(rows)
-    # The last n % 16 values: a short loop over columns, vectorised across rows.
-    for j in range(n - body):
-        prev = prev * r + tail[:, j]
-        out[:, body + j] = prev
-    return out
+    if 8 * count * math.prod(shape) < _HUGE:
+        return list(np.empty((count, *shape)))
+    return [empty(shape) for _ in range(count)]
 
 
-def _apply_seed(x: FloatArray, y: FloatArray, tail: FloatArray, tmat: FloatArray, scale: float,
-                start: np.ndarray, seed: np.ndarray) -> None:
-    """Recompute the blocks up to each row's start with ``u`` zeroed before it and seeded at it."""
-    rows, m, b = y.shape
-    body = m * b
-    n = body + tail.shape[1]
-    s = np.minimum(start, n)
-    live = np.nonzero(s < n)[0]
-    dead = s >= n
-    if dead.any():  # a row that never starts is all zeros
-        y[dead] = 0.0
-        tail[dead] = 0.0
-    # Blocks that hold a position <= some live row's start.
-    last = int(min(int(s[live].max()) // b, m - 1)) if live.size and m else -1
-    if last >= 0:
-        width = (last + 1) * b
-        u = x[:, :width] * scale
-        u[np.arange(width)[None, :] < s[:, None]] = 0.0
-        in_body = live[s[live] < width]
-        u[in_body, s[in_body]] = seed[in_body]
-        np.matmul(u.reshape(rows, last + 1, b), tmat, out=y[:, : last + 1, :])
-    if tail.shape[1]:
-        tail[np.arange(body, n)[None, :] < s[:, None]] = 0.0
-        in_tail = live[s[live] >= body]
-        tail[in_tail, s[in_tail] - body] = seed[in_tail]
+@cache
+def jit() -> ModuleType:
+    """The compiled kernels (:mod:`._jit`); imports numba on the first call, not before."""
+    from tickvault.transform.indicators import _jit
+
+    return _jit
 
 
 def prefix_sum(u: FloatArray) -> FloatArray:
-    """Cumulative sum along the last axis (blockwise, faster than ``np.cumsum``)."""
-    return linear_scan(u, 1.0)
+    """Cumulative sum along the last axis (``u``: finite ``(rows, bars)`` float64)."""
+    out = empty(u.shape)
+    jit().cumsum_rows(np.ascontiguousarray(u), out)
+    return out
 
 
 @lru_cache(maxsize=256)
@@ -379,48 +306,3 @@ def check_period(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
         raise InvalidInput(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def window_moments(x: FloatArray, k: int) -> tuple[FloatArray, FloatArray]:
-    """Mean and population variance of the last ``k`` values at each bar.
-
-    For ``k <= _FIR_MAX`` every output block is centred on a value of its own block before
-    the sums are taken, so the ``E[x^2] - E[x]^2`` form loses precision only in proportion
-    to ``(local range / std)^2`` rather than ``(price level / std)^2``. Longer windows centre
-    each row on its first value (documented precision loss for drifting series).
-    """
-    rows, n = x.shape
-    if n == 0:
-        return x.copy(), x.copy()
-    if k > _FIR_MAX:
-        # Rare for band widths; exact window sums, centred on each row's first value.
-        d = x - x[:, :1]
-        s1 = window_sum(d, k) / k
-        s2 = window_sum(d * d, k) / k
-        var = np.maximum(s2 - s1 * s1, 0.0)
-        return s1 + x[:, :1], var
-    ones = (1.0,) * k
-    b = max(_BLOCK, -(-(k - 1) // 8) * 8)
-    m = -(-n // b)
-    if m * b != n:
-        padded = np.empty((rows, m * b))
-        padded[:, :n] = x
-        padded[:, n:] = x[:, -1:]
-        x = padded
-    a, c = _fir_matrices(ones, b)
-    xb = x.reshape(rows, m, b)
-    ref = xb[:, :, :1]
-    cur = xb - ref
-    s1 = np.matmul(cur, a)
-    s2 = np.matmul(cur * cur, a)
-    if m > 1:
-        prev = xb[:, :-1, :] - ref[:, 1:, :]
-        s1[:, 1:, :] += np.matmul(prev, c)
-        s2[:, 1:, :] += np.matmul(prev * prev, c)
-    s1 /= k
-    s2 /= k
-    var = np.maximum(s2 - s1 * s1, 0.0)
-    mean = s1 + ref
-    mean = mean.reshape(rows, m * b)[:, :n]
-    var = var.reshape(rows, m * b)[:, :n]
-    return mean, var

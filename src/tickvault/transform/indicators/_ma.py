@@ -27,9 +27,11 @@ import numpy as np
 from tickvault.errors import InvalidInput
 from tickvault.transform.indicators._kernels import (
     Prepared,
+    as_2d,
     check_period,
+    empty,
     finish,
-    linear_scan,
+    jit,
     prepare,
     weighted_window_sum,
     window_sum,
@@ -129,23 +131,18 @@ def _smooth(p: Prepared, n: int, alpha: float, seed: str) -> tuple[FloatArray, n
 
     Returns ``(y, s)``: ``y[:, t]`` is 0 before ``s`` and the recursion from ``s`` on.
     """
-    rows, length = p.values.shape
-    f = p.first
-    s = f + n - 1 if seed == "sma" else f.copy()
-    seed_val = np.zeros(rows)
-    idx = np.nonzero(s < length)[0]
-    if seed == "sma":
-        span = np.clip(f[idx, None] + np.arange(n)[None, :], 0, length - 1)
-        seed_val[idx] = np.take_along_axis(p.values[idx], span, axis=1).mean(axis=1)
-    else:
-        seed_val[idx] = p.values[idx, s[idx]]
-    return linear_scan(p.values, 1.0 - alpha, scale=alpha, start=s, seed=seed_val), s
+    s = p.first + n - 1 if seed == "sma" else p.first.copy()
+    y = empty(p.values.shape)
+    first = np.ascontiguousarray(p.first, dtype=np.int64)
+    jit().smooth_filled(np.ascontiguousarray(p.values), first, n, alpha, seed == "sma", y)
+    return y, s
 
 
 def _ema_core(x: object, n: int, alpha: float, seed: str) -> FloatArray:
-    p = prepare(x)
-    y, _ = _smooth(p, n, alpha, seed)
-    return finish(y, p.first + n - 1, p.poison, p.squeeze)
+    arr, squeeze = as_2d(x)
+    out = empty(arr.shape)
+    jit().ema_rows(arr, n, alpha, seed == "sma", out)
+    return out[0] if squeeze else out
 
 
 def ema(x: object, n: int, *, seed: Seed = "sma", alpha: float | None = None) -> FloatArray:

@@ -16,10 +16,12 @@ from typing import NamedTuple
 import numpy as np
 
 from tickvault.transform.indicators._kernels import (
-    Prepared,
     as_2d,
     check_period,
+    empty,
+    empty_many,
     finish,
+    jit,
     prepare,
     rolling_max,
     rolling_min,
@@ -30,9 +32,7 @@ from tickvault.transform.indicators._ma import (
     SMAState,
     _check_seed,
     _derived_state,
-    _smooth,
     _smooth_push,
-    ema,
     ema_state,
     ema_update,
     sma,
@@ -111,28 +111,10 @@ def rsi(x: object, n: int = 14, *, seed: Seed = "sma") -> FloatArray:
     """
     n = check_period("n", n)
     mode = _check_seed(seed)
-    p = prepare(x)
-    rows, length = p.values.shape
-    # Gains in the first half, losses in the second: one scan smooths both.
-    both = np.empty((2 * rows, length))
-    gain, loss = both[:rows], both[rows:]
-    gain[:, :1] = 0.0
-    np.subtract(p.values[:, 1:], p.values[:, :-1], out=gain[:, 1:])
-    live = np.nonzero(p.first < length)[0]
-    gain[live, p.first[live]] = 0.0  # no change on a row's first bar
-    np.negative(gain, out=loss)
-    np.maximum(gain, 0.0, out=gain)
-    np.maximum(loss, 0.0, out=loss)
-    start = p.first + 1 if mode == "sma" else p.first  # first change used by the average
-    pb = Prepared(both, np.concatenate([start, start]), np.concatenate([p.poison, p.poison]), None, False)
-    y, _ = _smooth(pb, n, 1.0 / n, mode)
-    out, total = y[:rows], y[rows:]
-    np.add(out, total, out=total)  # in place: fresh full-size temporaries cost page faults
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(out, total, out=out)
-    np.multiply(out, 100.0, out=out)
-    np.copyto(out, 50.0, where=total == 0.0)
-    return finish(out, p.first + n, p.poison, p.squeeze)
+    arr, squeeze = as_2d(x)
+    out = empty(arr.shape)
+    jit().rsi_rows(arr, n, mode == "sma", out)
+    return out[0] if squeeze else out
 
 
 @dataclass(frozen=True)
@@ -211,9 +193,13 @@ def macd(x: object, fast: int = 12, slow: int = 26, signal: int = 9, *, seed: Se
     fast = check_period("fast", fast)
     slow = check_period("slow", slow)
     signal = check_period("signal", signal)
-    line = ema(x, fast, seed=seed) - ema(x, slow, seed=seed)
-    sig = ema(line, signal, seed=seed)
-    return MACD(line, sig, line - sig)
+    mode = _check_seed(seed)
+    arr, squeeze = as_2d(x)
+    line, sig, hist = empty_many(3, arr.shape)
+    jit().macd_rows(arr, fast, slow, signal, mode == "sma", line, sig, hist)
+    if squeeze:
+        return MACD(line[0], sig[0], hist[0])
+    return MACD(line, sig, hist)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tickvault.transform.indicators._kernels import Prepared, as_2d, check_period, finish, prepare, window_moments
-from tickvault.transform.indicators._ma import EMAState, _mask_window_gaps, _smooth, _smooth_push, wilder_state
+from tickvault.transform.indicators._kernels import Prepared, as_2d, check_period, empty_many, finish, jit, prepare
+from tickvault.transform.indicators._ma import EMAState, _smooth, _smooth_push, wilder_state
 from tickvault.transform.indicators._state import Window, as_row, out_value, window_from, window_push
 
 __all__ = [
@@ -171,22 +171,11 @@ def bbands(x: object, n: int = 20, k: float = 2.0) -> Bollinger:
     n = check_period("n", n)
     k = float(k)
     arr, squeeze = as_2d(x)
-    p = prepare(arr)
-    vals = p.values
-    if p.missing is not None:
-        # Fill gaps with the row's first value so centring stays local (gaps are masked).
-        rows = np.nonzero(p.first < p.n)[0]
-        fill = np.zeros(arr.shape[0])
-        fill[rows] = arr[rows, p.first[rows]]
-        vals = np.where(p.missing, fill[:, None], arr)
-    mean, var = window_moments(vals, n)
-    _mask_window_gaps(mean, p, n)
-    valid_from = p.first + n - 1
-    mean = finish(mean, valid_from, None, False)
-    bands = _bands(arr, mean, np.sqrt(var), k)
+    out = empty_many(5, arr.shape)
+    jit().bbands_rows(arr, n, k, *out)
     if squeeze:
-        return Bollinger(*(b[0] for b in bands))
-    return bands
+        return Bollinger(*(b[0] for b in out))
+    return Bollinger(*out)
 
 
 @dataclass(frozen=True)
