@@ -80,10 +80,14 @@ def test_values_without_short_decimals_stay_float(values: list[float]) -> None:
 def test_prices_are_scaled_decimals_and_empty_columns_stay_plain() -> None:
     table = _table({"close": [101.25, 101.5, 99.99], "volume": [100.0, 250.0, 7.0], "vwap": [101.1234, 1.5, None]})
     types = _stored_types(table)
-    assert types["close"] == "decimal64(9, 2)"  # at most 9 digits: stored as INT32
-    assert types["volume"] == "decimal64(9, 0)"
-    assert types["vwap"] == "decimal64(9, 4)"
+    assert types["close"] == "decimal32(9, 2)"  # at most 9 digits: stored as INT32
+    assert types["volume"] == "decimal32(9, 0)"
+    assert types["vwap"] == "decimal32(9, 4)"
     assert types["ts"] == "timestamp[us, tz=UTC]"
+    # Columns without nulls are REQUIRED (no definition levels to decode), the others OPTIONAL.
+    schema = pq.read_metadata(pa.BufferReader(encode(table))).schema
+    levels = {schema.column(i).name: schema.column(i).max_definition_level for i in range(len(schema))}
+    assert levels == {**dict.fromkeys(BAR_SCHEMA.names, 0), "vwap": 1}
     nothing = _stored_types(make_bars([0, MINUTE_US]))
     assert nothing["vwap"] == "double"  # all null: nothing to scale
 

@@ -16,15 +16,20 @@ consecutive values move in small steps (prices) and BYTE_STREAM_SPLIT when they 
 closer to independent draws (volumes, trade counts), where zstd then entropy-codes each
 byte plane: 5-35% smaller than PLAIN or deltas on such columns. ``ts`` is TIMESTAMP(us,
 UTC), DELTA_BINARY_PACKED; ``trade_count`` is INT32 when the counts fit (read back as
-int64); ``provider`` is dictionary-encoded. Every page carries a CRC32 that is checked on
-read, so a flipped bit surfaces as an error instead of a wrong price. Decoding skips
+int64); ``provider`` is dictionary-encoded. Delta-packed columns are zstd-compressed only
+when zstd finds runs in them (see :func:`int_layout`); columns without nulls are REQUIRED
+(no definition levels to decode); INT32 decimals are ``decimal32`` in the footer's Arrow
+schema (read as stored, not widened). Every page carries a CRC32, checked on read unless
+the caller has verified the whole file, so a flipped bit surfaces as an error instead of a
+wrong price. Decoding skips
 reading columns that the footer shows to be all-null (statistics) or a constant provider
 (the ``tickvault.provider`` key, written instead of that column's statistics): a third of
 the read time of a typical file.
 
 Files of format 1 (every decimal DECIMAL(18, k) on INT64, ``trade_count`` INT64, PLAIN or
-DELTA, statistics on every column) decode with the same code: the Parquet encodings are
-self-describing and the widths are read from each file.
+DELTA, statistics on every column) and of the first format-2 encoder (``decimal64`` Arrow
+types, every column OPTIONAL, more columns zstd-compressed) decode with the same code: the
+Parquet encodings are self-describing and the widths are read from each file.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ _MAX_SCALE = 9
 _SAMPLE = 512  # values checked before a whole column is tried at a scale
 _WINDOW, _WINDOWS = 256, 8  # int_layout's sample: 8 runs of 256 consecutive values
 _STEP_RATIO = 0.25  # mean step / mean deviation above which deltas lose (see int_layout)
-_WIDE_STEP, _FEW_ZERO_STEPS = 64.0, 0.01  # delta-packed steps this wide and rarely zero: no zstd
+_ZERO_STEPS_FOR_ZSTD = 0.5  # share of zero steps from which zstd pays on a delta-packed column
 _FLOAT_LAYOUT = ("BYTE_STREAM_SPLIT", True)  # float64 columns (no exact decimal, or all null)
 _INT32_DIGITS = 999_999_999  # largest |scaled value| of DECIMAL(9, k), stored as INT32
 _EXACT_LIMIT = float(2**53)
@@ -176,9 +181,11 @@ def int_layout(ints: np.ndarray) -> tuple[str, bool]:
     spread over the column: scaled prices score 0.003-0.05 and volumes 0.7-1.1 on simulated
     and real minute bars (independent draws score ~1.4).
 
-    Delta-packed steps that are wide (64+ units) and almost never zero (a 4-decimal vwap,
-    prices of a volatile symbol) leave zstd nothing to find (0-0.4% on such columns), so
-    they are stored uncompressed: ~30% cheaper to encode and ~35% to decode, same size.
+    zstd on delta-packed values mostly finds runs of zero steps: with half or more of the
+    steps zero (a quiet or coarsely ticked price) it saves 10-35% of the column, with fewer
+    0-9% (0% on a 4-decimal vwap), while on each read a compressed price column costs a
+    zstd context and a pass: zstd on the four prices of a symbol-year is 12-25% of its
+    decoding. Delta-packed columns with fewer zero steps are stored uncompressed.
     """
     n = ints.size
     if n < 64:
@@ -193,8 +200,7 @@ def int_layout(ints: np.ndarray) -> tuple[str, bool]:
     spread = float(np.abs(windows - windows.mean()).mean())
     if step > _STEP_RATIO * spread:
         return "BYTE_STREAM_SPLIT", True
-    random_bits = step >= _WIDE_STEP and float((steps == 0).mean()) < _FEW_ZERO_STEPS
-    return "DELTA_BINARY_PACKED", not random_bits
+    return "DELTA_BINARY_PACKED", float((steps == 0).mean()) >= _ZERO_STEPS_FOR_ZSTD
 
 
 def int_encoding(ints: np.ndarray) -> str:
@@ -219,9 +225,18 @@ def _encode_float(col: pa.ChunkedArray[Any]) -> tuple[pa.Array[Any], tuple[str, 
         return arr, _FLOAT_LAYOUT
     scale, ints = found
     # DECIMAL(9, k) is stored as INT32: half the bits for DELTA to pack, and zstd's work.
+    # Its Arrow type (in the footer's schema) is decimal32, so readers get the 32-bit
+    # integers as stored instead of widening each value to decimal64 and back.
     narrow = n == 0 or int(np.abs(ints).max()) <= _INT32_DIGITS
-    int_arr = pa.array(ints, pa.int64(), mask=None if valid is None else ~valid)
-    dec = pa.Array.from_buffers(pa.decimal64(9 if narrow else 18, scale), n, int_arr.buffers(), int_arr.null_count)
+    mask = None if valid is None else ~valid
+    int_arr: pa.Array[Any]
+    if narrow:
+        int_arr = pa.array(ints.astype(np.int32), pa.int32(), mask=mask)
+        kind: pa.DataType = pa.decimal32(9, scale)
+    else:
+        int_arr = pa.array(ints, pa.int64(), mask=mask)
+        kind = pa.decimal64(18, scale)
+    dec = pa.Array.from_buffers(kind, n, int_arr.buffers(), int_arr.null_count)
     return dec, int_layout(ints if valid is None else ints[valid])
 
 
@@ -283,14 +298,14 @@ def encode(table: pa.Table, *, metadata: dict[str, str] | None = None) -> pa.Buf
         if field.name in FLOAT_COLUMNS:
             arr, layouts[field.name] = _encode_float(col)
             arrays.append(arr)
-            fields.append(pa.field(field.name, arr.type))
+            fields.append(pa.field(field.name, arr.type, nullable=arr.null_count > 0))
         elif field.name == "trade_count":
             counts, layouts[field.name] = _encode_counts(col)
             arrays.append(counts)
-            fields.append(pa.field(field.name, counts.type))
+            fields.append(pa.field(field.name, counts.type, nullable=counts.null_count > 0))
         else:
             arrays.append(col)
-            fields.append(field)
+            fields.append(pa.field(field.name, field.type, nullable=col.null_count > 0))
     meta: dict[bytes | str, bytes | str] = {"tickvault.format": FORMAT_VERSION}
     meta.update(metadata or {})
     # A constant provider goes in the footer's key/value metadata rather than column
@@ -354,7 +369,7 @@ def _float_column(arr: pa.Array[Any]) -> pa.Array[Any]:
         data = arr.buffers()[1]
         assert data is not None
         ints: np.ndarray
-        if t.byte_width == 4:  # decimal32, as another writer may have stored it
+        if t.byte_width == 4:  # decimal32: format 2 (and other writers) for INT32 columns
             ints = np.frombuffer(memoryview(data), dtype=np.int32, count=arr.offset + n)[arr.offset:]
         else:
             words = t.byte_width // 8
@@ -368,6 +383,42 @@ def _float_column(arr: pa.Array[Any]) -> pa.Array[Any]:
             validity = arr.is_valid().buffers()[1]
         return pa.Array.from_buffers(pa.float64(), n, [validity, data_buf], arr.null_count)
     raise SchemaError(f"unexpected stored type {t} for a price column")
+
+
+def _int64_column(arr: pa.Array[Any]) -> pa.Array[Any]:
+    """``trade_count`` as int64 (INT32 in the file when the counts fit)."""
+    if arr.type == pa.int64():
+        return arr
+    if arr.type != pa.int32():
+        return arr.cast(pa.int64())
+    n = len(arr)
+    data = arr.buffers()[1]
+    assert data is not None
+    buf, out = _pool_array(n, np.int64)
+    out[:] = np.frombuffer(memoryview(data), dtype=np.int32, count=arr.offset + n)[arr.offset:]
+    validity = arr.buffers()[0] if arr.null_count else None
+    if validity is not None and arr.offset:
+        validity = arr.is_valid().buffers()[1]
+    return pa.Array.from_buffers(pa.int64(), n, [validity, buf], arr.null_count)
+
+
+_zero_indices = pa.py_buffer(b"")  # grown on demand, never written after: shared by tables
+
+
+def _constant_dictionary(n: int, value: str) -> pa.Array[Any]:
+    """A dictionary column of ``n`` times ``value`` (indices: one shared zero buffer)."""
+    global _zero_indices
+    zeros = _zero_indices
+    if zeros.size < 4 * n:
+        zeros = pa.py_buffer(bytes(4 * max(n, 1 << 17)))
+        _zero_indices = zeros
+    # A slice of exactly n indices: buffer-size accounting (get_total_buffer_size) stays exact.
+    indices = pa.Array.from_buffers(pa.int32(), n, [None, zeros.slice(0, 4 * n)])
+    # safe=False: zeros index a one-entry dictionary (checking them was 1.5% of a decode)
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()), safe=False)
+
+
+_FIELDS = {f.name: f for f in BAR_SCHEMA}
 
 
 def decode(source: Any, md: pq.FileMetaData, columns: Sequence[str] | None = None, *,
@@ -385,38 +436,34 @@ def decode(source: Any, md: pq.FileMetaData, columns: Sequence[str] | None = Non
     verify_pages
         Check each page's CRC32 while decoding (a damaged page raises instead of decoding
         to wrong values). A caller that has just verified a checksum of the whole file's
-        bytes may pass ``False``: it is the same protection twice, ~10% of the decoding.
+        bytes may pass ``False``: it is the same protection twice.
     """
     wanted = list(BAR_SCHEMA.names) if columns is None else ["ts", *[c for c in columns if c != "ts"]]
     synth = _synthesised(md)
     to_read = [c for c in wanted if c not in synth]
     pf = pq.ParquetFile(source, metadata=md, read_dictionary=["provider"],
                         page_checksum_verification=verify_pages)
-    # One thread: Arrow's per-column threads save ~1 ms on an idle machine but cost several
-    # on a busy one (waiting for the pool); big reads are parallel across files instead.
+    # One thread: Arrow's per-column threads save ~1 ms on an idle machine but cost more
+    # CPU, and on a busy one no wall time (waiting for the pool); big reads are parallel
+    # across files instead.
     raw = pf.read(columns=to_read, use_threads=False)
     n = raw.num_rows
-    arrays: dict[str, pa.Array[Any] | pa.ChunkedArray[Any]] = {}
+    out: list[pa.Array[Any] | pa.ChunkedArray[Any]] = []
     for name in wanted:
-        field = BAR_SCHEMA.field(name)
         if name in synth:
             value = synth[name]
-            if value is None:
-                arrays[name] = pa.nulls(n, field.type)
-            else:
-                buf, idx = _pool_array(n, np.int32)
-                idx.fill(0)
-                indices = pa.Array.from_buffers(pa.int32(), n, [None, buf])
-                arrays[name] = pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+            out.append(pa.nulls(n, _FIELDS[name].type) if value is None else _constant_dictionary(n, value))
             continue
         col = raw.column(name)
         if name in FLOAT_COLUMNS:
-            arrays[name] = pa.chunked_array([_float_column(c) for c in col.chunks], pa.float64())
+            out.append(pa.chunked_array([_float_column(c) for c in col.chunks], pa.float64()))
+        elif name == "trade_count":
+            out.append(pa.chunked_array([_int64_column(c) for c in col.chunks], pa.int64()))
         elif name == "provider" and col.type != _PROVIDER_TYPE:
-            arrays[name] = col.cast(pa.string()).dictionary_encode().cast(_PROVIDER_TYPE)
-        elif name == "ts" or (name == "trade_count" and col.type != field.type):
-            arrays[name] = col.cast(field.type)
+            out.append(col.cast(pa.string()).dictionary_encode().cast(_PROVIDER_TYPE))
+        elif name == "ts":
+            out.append(col.cast(_FIELDS[name].type))
         else:
-            arrays[name] = col
-    schema = pa.schema([BAR_SCHEMA.field(n) for n in wanted])
-    return pa.Table.from_arrays([arrays[n] for n in wanted], schema=schema)
+            out.append(col)
+    schema = BAR_SCHEMA if columns is None else pa.schema([_FIELDS[c] for c in wanted])
+    return pa.Table.from_arrays(out, schema=schema)
