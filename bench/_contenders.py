@@ -13,7 +13,9 @@ Fairness rules the adapters follow:
   backend commits (synced) per ``write_batch``; DuckDB commits each insert (WAL) and
   ``finish`` checkpoints; Parquet files are fsync'd, renamed into place and the folder fsync'd.
 - Reads return the same shape: an Arrow table sorted by ``ts``, or a pandas frame indexed by
-  ``ts``. Libraries that speak Arrow convert to pandas with the same helper.
+  ``ts``. Libraries that speak Arrow convert to pandas with the same helper, except
+  tickvault, which uses its product's conversion (``tickvault.engine``'s ``to_format``, what
+  ``Vault.bars`` returns; it builds the same frame without pyarrow's thread pool).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tickvault.engine._frames import to_format
 from tickvault.model import BAR_SCHEMA
 
 __all__ = ["CONTENDERS", "NOCACHE", "Contender", "TickvaultLocal", "arrow_to_pandas", "available", "lossless"]
@@ -128,14 +131,22 @@ class TickvaultLocal(Contender):
             self.store = None
 
     def ingest(self, payload: Batch) -> None:
-        for symbol, table in payload:
-            self.store.write(symbol, TF, table)
+        # One multi-series write per batch (one commit), as ArcticDB gets write_batch.
+        self.store.write_many([(symbol, TF, table) for symbol, table in payload])
 
     def read_arrow(self, symbol: str) -> pa.Table:
         return self.store.read(symbol, TF)  # type: ignore[no-any-return]
 
+    def read_pandas(self, symbol: str) -> pd.DataFrame:
+        # The product's own conversion (what Vault.bars returns): the same frame as
+        # arrow_to_pandas, value for value (tests/store/test_local_read_frames.py).
+        return to_format(self.store.read(symbol, TF), "pandas")  # type: ignore[no-any-return]
+
     def latest_arrow(self, symbol: str, n: int) -> pa.Table:
         return self.store.latest(symbol, TF, n)  # type: ignore[no-any-return]
+
+    def latest_pandas(self, symbol: str, n: int) -> pd.DataFrame:
+        return to_format(self.store.latest(symbol, TF, n), "pandas")  # type: ignore[no-any-return]
 
 
 class ArcticLmdb(Contender):

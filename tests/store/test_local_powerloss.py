@@ -49,8 +49,18 @@ SCENARIOS: dict[str, tuple[Step, Step, dict[str, int]]] = {
     "two_partitions": (_base, lambda s: s.write("BTC/USDT", "1m", make_bars(_minutes(-20, 40, YEAR_2024_US))), {}),
     "compact": (_deltas, lambda s: s.compact(), {}),
     "auto_compact": (_deltas, lambda s: s.write("AAPL", "1m", make_bars(_minutes(30, 30), version=9)),
-                     {"compact_threshold": 4}),
+                     {"compact_threshold": 4, "background_compaction": False}),
     "delete_range": (_deltas, lambda s: s.delete_range("AAPL", "1m", _minutes(5, 1)[0], _minutes(22, 1)[0]), {}),
+    # Several series in one commit: a delta upsert of AAPL, a new BTC/USDT over two partitions.
+    "write_many": (_base, lambda s: s.write_many([
+        ("AAPL", "1m", make_bars(_minutes(25, 50), version=1)),
+        ("BTC/USDT", "1m", make_bars(_minutes(-20, 40, YEAR_2024_US))),
+        ("AAPL", "1m", make_bars(_minutes(70, 10), version=2))]), {}),
+    # ... and the compaction of both series that the call triggers (one more commit).
+    "write_many_compacting": (_deltas, lambda s: s.write_many([
+        ("BTC/USDT", "1m", make_bars(_minutes(0, 5))),
+        ("AAPL", "1m", make_bars(_minutes(30, 30), version=9))]),
+        {"compact_threshold": 4, "background_compaction": False}),
 }
 
 

@@ -84,8 +84,55 @@ def test_duckdb_and_polars_read_the_tree(tmp_path: Path) -> None:
     assert np.array_equal(df["close"].to_numpy(), np.asarray(expected["AAPL"].column("close").to_numpy()))
 
 
+def test_background_compaction_merges_crowded_partitions(tmp_path: Path) -> None:
+    with LocalStore(tmp_path, durable=False, compact_threshold=3) as store:
+        store.write_many([(sym, "1m", make_bars(_minutes(0, 200))) for sym in ("AAPL", "MSFT")])
+        for i in range(12):
+            store.write_many([(sym, "1m", make_bars(_minutes(200 + i, 1))) for sym in ("AAPL", "MSFT")])
+            assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 201 + i)))
+        store.wait_for_compaction()
+        for sym in ("AAPL", "MSFT"):
+            assert len(store.files(sym, "1m")) <= 4
+            assert_bars_equal(store.read(sym, "1m"), make_bars(_minutes(0, 212)))
+        assert store.verify().ok
+
+
+def test_write_many_writes_nothing_when_one_series_stays_locked(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
+    lock_file = tmp_path / "locks" / "tf=1m" / "symbol=MSFT.lock"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, sys
+        fd = open({str(lock_file)!r}, "a")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("held", flush=True)
+        sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with LocalStore(tmp_path, lock_timeout=0.3) as store:
+            with pytest.raises(StoreLocked) as info:
+                store.write_many([("AAPL", "1m", make_bars(_minutes(0, 10), version=1)),
+                                  ("MSFT", "1m", make_bars(_minutes(0, 3)))])
+            assert "MSFT" in str(info.value)
+            assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))  # no partial state
+            assert store.read("MSFT", "1m").num_rows == 0
+            assert store.write("AAPL", "1m", make_bars(_minutes(0, 6))).rows_new == 1  # AAPL's lock was released
+    finally:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        holder.stdin.close()
+        holder.stdout.close()
+        holder.wait(timeout=10)
+    with LocalStore(tmp_path, lock_timeout=0.3) as store:
+        assert [r.rows_new for r in store.write_many([("MSFT", "1m", make_bars(_minutes(0, 3))),
+                                                      ("AAPL", "1m", make_bars(_minutes(0, 7)))])] == [3, 1]
+        assert store.verify().ok
+
+
 def test_frequent_small_appends_stay_few_files(tmp_path: Path) -> None:
-    with LocalStore(tmp_path, durable=False, compact_threshold=4) as store:
+    with LocalStore(tmp_path, durable=False, compact_threshold=4, background_compaction=False) as store:
         store.write("AAPL", "1m", make_bars(_minutes(0, 200)))
         for i in range(60):
             receipt = store.write("AAPL", "1m", make_bars(_minutes(200 + i, 1)))

@@ -15,6 +15,7 @@ Keys and upsert
 Atomicity and durability
     ``write`` is all or nothing and returns only once the data is durable (fsync'd /
     committed). A crash at any instant leaves either the old or the new state.
+    ``write_many`` does the same for several series at once: one commit for all items.
 Concurrency
     Readers (in this or other processes) are never blocked by writers and never see a
     partial write. A second concurrent writer to the same (symbol, timeframe) waits up to a
@@ -122,6 +123,17 @@ class BarStore(Protocol):
     # -- bars -------------------------------------------------------------------------
     def write(self, symbol: str, timeframe: str, table: pa.Table) -> StoreReceipt:
         """Upsert ``table`` (BAR_SCHEMA) atomically and durably; see the module contract."""
+        ...
+
+    def write_many(self, items: Sequence[tuple[str, str, pa.Table]]) -> list[StoreReceipt]:
+        """Upsert several ``(symbol, timeframe, table)`` items atomically and durably.
+
+        Each item has exactly the semantics of ``write`` of it, applied in order (a
+        series named twice: the later item upserts over the earlier one, and its receipt
+        counts against it); one receipt per item, in order. All items of one call commit
+        together: readers see none or all of them, and a failure (invalid item,
+        ``StoreLocked`` on any of the series) writes nothing.
+        """
         ...
 
     def read(self, symbol: str, timeframe: str, start_us: int | None = None,

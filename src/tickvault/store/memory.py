@@ -68,8 +68,16 @@ class MemoryStore:
     # -- bars -------------------------------------------------------------------------
     def write(self, symbol: str, timeframe: str, table: pa.Table) -> StoreReceipt:
         """Upsert a batch (last row wins inside the batch)."""
-        key = self._key(symbol, timeframe)
-        batch = _rows(dedupe_last(table))
+        return self.write_many([(symbol, timeframe, table)])[0]
+
+    def write_many(self, items: Sequence[tuple[str, str, pa.Table]]) -> list[StoreReceipt]:
+        """Upsert every item in order, all under one lock (so atomic for readers)."""
+        # Validate and convert everything first: a bad item leaves the store untouched.
+        prepared = [(self._key(symbol, timeframe), _rows(dedupe_last(table))) for symbol, timeframe, table in items]
+        with self._lock:
+            return [self._upsert(key, batch) for key, batch in prepared]
+
+    def _upsert(self, key: tuple[str, str], batch: list[tuple[int, _Row]]) -> StoreReceipt:
         with self._lock:
             series = self._bars.setdefault(key, {})
             new = changed = unchanged = 0

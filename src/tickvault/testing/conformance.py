@@ -472,6 +472,111 @@ class BarStoreConformance:
         assert got.column("ts").cast(pa.int64()).to_pylist() == [*_minutes(0, 2), *_minutes(5, 1)]
         assert store.quarantined("AAPL", "5m").num_rows == 0
 
+    # -- write_many -----------------------------------------------------------------------
+    def test_write_many_round_trips_and_counts_per_item(self, store: BarStore) -> None:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 20)))
+        items = [
+            ("AAPL", "1m", make_bars(_minutes(10, 20), version=1)),  # 10 changed, 10 new
+            ("BTC/USDT", "1m", make_bars(_minutes(0, 5), vwap=True, trade_count=True)),
+            ("AAPL", "5m", make_bars(_minutes(0, 3))),
+            ("MSFT", "1m", BAR_SCHEMA.empty_table()),
+        ]
+        receipts = store.write_many(items)
+        assert [receipt_counts(r) for r in receipts] == [
+            (10, 10, 0, True, _minutes(10, 1)[0], _minutes(29, 1)[0]),
+            (5, 0, 0, True, _minutes(0, 1)[0], _minutes(4, 1)[0]),
+            (3, 0, 0, True, _minutes(0, 1)[0], _minutes(2, 1)[0]),
+            (0, 0, 0, False, None, None),
+        ]
+        expected = pa.concat_tables([make_bars(_minutes(0, 10)), make_bars(_minutes(10, 20), version=1)])
+        assert_bars_equal(store.read("AAPL", "1m"), expected)
+        assert_bars_equal(store.read("BTC/USDT", "1m"), items[1][2])
+        assert_bars_equal(store.read("AAPL", "5m"), items[2][2])
+        assert [(s.symbol, s.timeframe, s.rows) for s in store.series()] == [
+            ("AAPL", "1m", 30), ("AAPL", "5m", 3), ("BTC/USDT", "1m", 5)]
+        again = store.write_many(items)
+        assert [(r.rows_new, r.rows_changed, r.bytes_written) for r in again] == [(0, 0, 0)] * 4
+        assert store.write_many([]) == []
+
+    def test_write_many_same_series_twice_later_item_wins(self, store: BarStore) -> None:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 10)))
+        receipts = store.write_many([
+            ("AAPL", "1m", make_bars(_minutes(5, 10), version=1)),  # 5 changed, 5 new
+            ("MSFT", "1m", make_bars(_minutes(0, 4))),
+            ("AAPL", "1m", make_bars(_minutes(8, 10), version=2)),  # 7 changed (5..14 seen), 3 new
+            ("AAPL", "1m", make_bars(_minutes(0, 2))),  # unchanged
+        ])
+        assert [receipt_counts(r)[:3] for r in receipts] == [(5, 5, 0), (4, 0, 0), (3, 7, 0), (0, 0, 2)]
+        expected = pa.concat_tables([make_bars(_minutes(0, 5)), make_bars(_minutes(5, 3), version=1),
+                                     make_bars(_minutes(8, 10), version=2)])
+        assert_bars_equal(store.read("AAPL", "1m"), expected)
+        assert [(s.symbol, s.rows) for s in store.series()] == [("AAPL", 18), ("MSFT", 4)]
+
+    def test_write_many_invalid_item_writes_nothing(self, store: BarStore) -> None:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
+        before = [(s.symbol, s.rows) for s in store.series()]
+        bad_schema = make_bars(_minutes(0, 3)).drop_columns(["close"])
+        for bad in [("MSFT", "1m", bad_schema), ("../etc", "1m", make_bars(_minutes(0, 3)))]:
+            with pytest.raises((ValueError, pa.ArrowException)):  # SchemaError / InvalidSymbol are ValueErrors
+                store.write_many([("AAPL", "1m", make_bars(_minutes(0, 9), version=1)),
+                                  ("MSFT", "1m", make_bars(_minutes(0, 3))), bad])
+            assert [(s.symbol, s.rows) for s in store.series()] == before
+            assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))
+
+    @pytest.mark.parametrize("seed", [1, 2])
+    def test_write_many_matches_sequential_writes(self, harness: StoreHarness, store: BarStore, seed: int) -> None:
+        rng = random.Random(seed)
+        oracle = MemoryStore()
+        keys = [("AAPL", "1m"), ("BTC/USDT", "1m"), ("AAPL", "1h"), ("MSFT", "1m")]
+        for step in range(12):
+            items = []
+            for _ in range(rng.randrange(1, 7)):
+                sym, tf = rng.choice(keys)
+                start = rng.randrange(-100, 200)
+                ts = [T0_US + (start + rng.randrange(0, 40)) * MINUTE_US for _ in range(rng.randrange(0, 20))]
+                items.append((sym, tf, make_bars(ts, version=rng.randrange(3), provider=rng.choice(["a", None]))))
+            got = [receipt_counts(r) for r in store.write_many(items)]
+            assert got == [receipt_counts(oracle.write(*item)) for item in items], f"step {step}"
+            if rng.random() < 0.2:
+                store = harness.restart(store)
+            if rng.random() < 0.2:
+                store.compact()
+        for sym, tf in keys:
+            assert_bars_equal(store.read(sym, tf), oracle.read(sym, tf))
+        assert [(s.symbol, s.timeframe, s.rows, s.first_us, s.last_us) for s in store.series()] == [
+            (s.symbol, s.timeframe, s.rows, s.first_us, s.last_us) for s in oracle.series()]
+        assert store.verify().ok
+
+    def test_readers_never_see_part_of_a_write_many(self, harness: StoreHarness) -> None:
+        ts = _minutes(0, 200)
+        store = harness.open()
+        store.write_many([(sym, "1m", make_bars(ts)) for sym in ("AAPL", "MSFT")])
+        done = threading.Event()
+        seen: list[set[float]] = []
+
+        def reader() -> None:
+            r = harness.open()
+            while not done.is_set():
+                for sym in ("AAPL", "MSFT"):
+                    t = r.read(sym, "1m")
+                    closes = np.asarray(t.column("close").to_numpy()) - np.asarray(make_bars(ts).column("close"))
+                    seen.append({round(float(x), 6) for x in closes})
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            for v in range(1, 6):
+                # Each series gets version v in two items (halves), committed together.
+                store.write_many([("AAPL", "1m", make_bars(ts[:100], version=v)),
+                                  ("MSFT", "1m", make_bars(ts, version=v)),
+                                  ("AAPL", "1m", make_bars(ts[100:], version=v))])
+        finally:
+            done.set()
+            thread.join()
+        assert seen
+        assert all(len(s) == 1 for s in seen), "a reader saw part of a write_many"
+        harness.close_all()
+
     # -- concurrency --------------------------------------------------------------------
     def test_concurrent_writers_lose_nothing(self, harness: StoreHarness) -> None:
         errors: list[BaseException] = []

@@ -15,8 +15,10 @@ removed on the next open.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,12 +32,28 @@ from tickvault.store.local._layout import Layout, SeriesKey
 from tickvault.store.local._locks import SeriesLock
 from tickvault.store.local._reader import SegmentReader, merge_segments, slice_range
 from tickvault.store.local._session import Session
-from tickvault.store.local._writer import publish_rows, run_parallel
+from tickvault.store.local._writer import publish_many, publish_rows, run_parallel
 
-__all__ = ["Core", "compaction_plan"]
+__all__ = ["Core", "ManifestChange", "compaction_plan", "lock_order"]
 
 _RETRIES = 64
 _T = TypeVar("_T")
+
+
+def lock_order(key: SeriesKey) -> tuple[str, str]:
+    """The order in which a multi-series operation takes series locks (no deadlocks)."""
+    return key.timeframe, key.symbol
+
+
+@dataclass
+class ManifestChange:
+    """What one commit does to one series' manifest (see :meth:`Core.commit_many`)."""
+
+    series: SeriesRow
+    add: list[NewSegment]
+    remove: list[Segment]
+    rows: int
+    touched: bool
 
 
 def compaction_plan(segs: Sequence[Segment], threshold: int) -> list[Segment] | None:
@@ -159,6 +177,21 @@ class Core:
         assert fresh is not None
         return fresh
 
+    def commit_many(self, entries: Sequence[ManifestChange]) -> list[tuple[int, str]]:
+        """:meth:`commit` for several series in ONE transaction (one durable commit).
+
+        Returns the ``(series id, period)`` partitions of those series that now hold more
+        than ``compact_threshold`` files (what a deferred compaction should merge).
+        """
+        with self.catalog.write(before_commit=lambda: self.fs.point("before_commit")) as conn:
+            for ch in entries:
+                Catalog.apply_manifest(conn, ch.series, add=ch.add, remove=[s.id for s in ch.remove], rows=ch.rows,
+                                       touched=ch.touched)
+            crowded = Catalog.crowded(conn, [ch.series.id for ch in entries], self.compact_threshold)
+        self.fs.point("after_commit")
+        self.discard([s for ch in entries for s in ch.remove])
+        return crowded
+
     def discard(self, segs: Sequence[Segment]) -> None:
         """Delete files no longer in the manifest (readers that listed them re-list)."""
         self.reader.forget([s.path for s in segs])
@@ -177,6 +210,63 @@ class Core:
         self.session.ensure()
         new = publish_rows(self.layout, self.fs, key, merged, series.next_seq) if merged.num_rows else []
         return self.commit(key, series, add=new, remove=segs, rows=series.rows, touched=False)
+
+    def compact_many(self, todo: dict[SeriesKey, set[str] | None], *, full: bool, wait: bool) -> int:
+        """Compact several series with one publication and ONE manifest transaction.
+
+        ``todo`` maps each series to the partitions to look at (``None``: all); the plan
+        per partition is :meth:`compact_locked`'s. Locks are taken in a fixed order;
+        with ``wait`` false a series whose lock is busy is skipped (a later write or
+        ``compact()`` merges it). Returns how many series were compacted.
+        """
+        with contextlib.ExitStack() as stack:
+            locked: list[SeriesKey] = []
+            for key in sorted(todo, key=lock_order):
+                lock = self.lock(key)
+                if wait:
+                    stack.enter_context(lock)
+                elif lock.try_acquire():
+                    stack.callback(lock.release)
+                else:
+                    continue
+                locked.append(key)
+            jobs: list[tuple[SeriesKey, pa.Table, int]] = []
+            changes: dict[SeriesKey, ManifestChange] = {}
+            for key in locked:
+                series, segs = self.listing(key)
+                if series is None:
+                    continue
+                periods = todo[key]
+                by_period: dict[str, list[Segment]] = {}
+                for seg in segs:
+                    if periods is None or seg.period in periods:
+                        by_period.setdefault(seg.period, []).append(seg)
+                chosen: list[Segment] = []
+                merged: list[pa.Table] = []
+                for label in sorted(by_period):
+                    group = by_period[label]
+                    if full:
+                        pick = group if len(group) > 1 else None
+                    else:
+                        pick = compaction_plan(group, self.compact_threshold)
+                    if pick:
+                        chosen.extend(pick)
+                        merged.append(merge_segments(self.load(pick)))
+                if not chosen:
+                    continue
+                rows = pa.concat_tables(merged) if len(merged) > 1 else merged[0]
+                jobs.append((key, rows, series.next_seq))
+                changes[key] = ManifestChange(series, [], chosen, series.rows, False)
+            if not changes:
+                return 0
+            self.session.ensure()
+            published = publish_many(self.layout, self.fs, jobs)
+            for pub in published:
+                changes[pub.key].add.append(pub.segment)
+            self.commit_many(list(changes.values()))
+            for pub in published:
+                self.reader.keep_written(pub.segment.path, pub.rows)
+            return len(changes)
 
     def compact_series(self, key: SeriesKey, *, full: bool) -> bool:
         """Take the series lock and compact it (see :meth:`compact_locked`)."""

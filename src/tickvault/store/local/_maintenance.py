@@ -99,6 +99,13 @@ def _remaining_rows(core: Core, remaining: Sequence[Segment]) -> int:
         return sum(s.rows for s in remaining)
 
 
+def _still_listed(core: Core, seg: Segment) -> bool:
+    with core.catalog.read() as conn:
+        # By id AND path: SQLite reuses the ids of deleted rows.
+        row = conn.execute("SELECT 1 FROM segments WHERE id = ? AND path = ?", (seg.id, seg.path)).fetchone()
+    return row is not None
+
+
 def verify(core: Core) -> VerifyReport:
     """Check every stored file; set aside damaged ones and clear their coverage.
 
@@ -111,6 +118,8 @@ def verify(core: Core) -> VerifyReport:
     damaged: list[tuple[str, str]] = []
     for seg, symbol, timeframe in entries:
         problem = core.reader.check(seg)
+        if problem is not None and not _still_listed(core, seg):
+            continue  # compacted (or deleted) by a writer after the listing: not damage
         if problem is not None:
             bad.setdefault((symbol, timeframe), []).append((seg, problem))
             damaged.append((str(core.layout.abs(seg.path)), problem))
@@ -147,8 +156,9 @@ def _set_aside(core: Core, key: SeriesKey, items: list[tuple[Segment, str]]) -> 
     span = bar_span_us(key.timeframe)
     with core.lock(key):
         series, segs = core.listing(key)
-        current = {s.id for s in segs}
-        items = [(s, p) for s, p in items if s.id in current]  # may have been compacted meanwhile
+        # May have been compacted meanwhile; match the path too, as SQLite reuses row ids.
+        current = {(s.id, s.path) for s in segs}
+        items = [(s, p) for s, p in items if (s.id, s.path) in current]
         if series is None or not items:
             return done
         core.session.ensure()

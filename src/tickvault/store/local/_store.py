@@ -4,9 +4,11 @@ Bars live in Parquet files partitioned by timeframe / symbol / period, written o
 never modified; a SQLite catalog lists which files make up each series. A write
 publishes new files for the new and changed rows only, then commits their manifest rows
 in one transaction: that commit is the instant the write becomes visible and durable.
-Small appends therefore create small delta files, which the write that crosses the
-compaction threshold (or :meth:`LocalStore.compact`) merges, so reads stay a few files
-per partition.
+Small appends therefore create small delta files, which are merged once a partition
+crosses the compaction threshold (on a background thread by default, so no write waits
+for it) or by :meth:`LocalStore.compact`, so reads stay a few files per partition.
+:meth:`LocalStore.write_many` writes many series in one commit, paying a write's fixed
+costs once per call.
 See ``docs/store.md`` for the layout, the file format and the crash-safety argument.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,18 +35,30 @@ from tickvault.model import (
 )
 from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key
 from tickvault.store.local import _ledger, _maintenance
-from tickvault.store.local._catalog import Catalog
+from tickvault.store.local._catalog import Catalog, Segment
 from tickvault.store.local._codec import conform
-from tickvault.store.local._core import Core
+from tickvault.store.local._compactor import Compactor, Todo
+from tickvault.store.local._core import Core, ManifestChange, lock_order
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import SeriesKey, canonical_timeframe
 from tickvault.store.local._reader import merge_segments, slice_range, ts_array
-from tickvault.store.local._writer import diff, publish_rows
+from tickvault.store.local._writer import diff, publish_many, publish_rows
 
 __all__ = ["LocalStore"]
 
 _log = logging.getLogger("tickvault.store.local")
 _DEFAULT_CACHE = 128 * 2**20
+
+
+_EMPTY = BAR_SCHEMA.empty_table()
+
+
+def _upsert(*tables: pa.Table) -> pa.Table:
+    """Sorted tables merged into one, a later table's row winning for a duplicated ``ts``."""
+    live = [t for t in tables if t.num_rows]
+    if len(live) <= 1:
+        return live[0] if live else tables[0]
+    return dedupe_last(pa.concat_tables(live).unify_dictionaries().combine_chunks())
 
 
 def _bound(value: int | None) -> int | None:
@@ -69,7 +83,11 @@ class LocalStore:
     cache_bytes
         In-process cache of decoded files (immutable, so always consistent); ``0`` disables it.
     compact_threshold
-        A period partition with more files than this is compacted by the next write to it.
+        A period partition with more files than this is compacted after the write that
+        crossed it.
+    background_compaction
+        ``True`` (default): that compaction runs on a background thread, so no write
+        waits for it; ``False``: the write compacts after its commit, before returning.
     fs
         File-system layer; tests pass a fault-injecting subclass of :class:`FileSystem`.
 
@@ -81,7 +99,7 @@ class LocalStore:
 
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0, durable: bool = True,
                  cache_bytes: int = _DEFAULT_CACHE, compact_threshold: int = 8,
-                 fs: FileSystem | None = None) -> None:
+                 background_compaction: bool = True, fs: FileSystem | None = None) -> None:
         if lock_timeout < 0:
             raise InvalidInput(f"lock_timeout must be >= 0, got {lock_timeout}")
         if compact_threshold < 1:
@@ -91,6 +109,7 @@ class LocalStore:
                           compact_threshold=compact_threshold, fs=fs)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._compactor = Compactor(self._auto_compact, lock_order) if background_compaction else None
         try:
             _maintenance.recover(self._core)
         except BaseException:
@@ -120,17 +139,22 @@ class LocalStore:
         try:
             yield
         except CorruptData as exc:
-            path = exc.context.get("path")
-            if path is not None:
-                try:
-                    rel = Path(str(path)).relative_to(self.root).as_posix()
-                    done = _maintenance.heal(self._core, key, rel)
-                except (StorageError, ValueError) as heal_exc:
-                    exc.add_note(f"setting the file aside failed: {heal_exc}")
-                else:
-                    if done:
-                        exc.add_note(done + "; the range is now missing and will be fetched again")
+            self._heal(key, exc)
             raise
+
+    def _heal(self, key: SeriesKey, exc: CorruptData) -> None:
+        """Set aside the damaged file ``exc`` names (the caller holds no series lock)."""
+        path = exc.context.get("path")
+        if path is None:
+            return
+        try:
+            rel = Path(str(path)).relative_to(self.root).as_posix()
+            done = _maintenance.heal(self._core, key, rel)
+        except (StorageError, ValueError) as heal_exc:
+            exc.add_note(f"setting the file aside failed: {heal_exc}")
+        else:
+            if done:
+                exc.add_note(done + "; the range is now missing and will be fetched again")
 
     # -- bars -------------------------------------------------------------------------
     def write(self, symbol: str, timeframe: str, table: pa.Table) -> StoreReceipt:
@@ -139,6 +163,7 @@ class LocalStore:
         The batch is sorted and de-duplicated (last row wins), compared with the stored
         rows of its span, and only new or changed rows are written; identical rows cost
         zero bytes. Returns after the manifest commit (durable unless ``durable=False``).
+        This is :meth:`write_many` with one item.
 
         Parameters
         ----------
@@ -159,40 +184,143 @@ class LocalStore:
         StoreLocked
             If another writer holds the series longer than ``lock_timeout``.
         """
-        key = self._key(symbol, timeframe)
-        batch = dedupe_last(conform(table))
-        n = batch.num_rows
-        if n == 0:
-            return StoreReceipt()
-        ts = ts_array(batch)
-        first, last = int(ts[0]), int(ts[-1])
-        core = self._core
-        core.catalog.ensure_series(key)
-        with self._healing(key), core.lock(key):
-            series, segs = core.listing(key, first, last + 1)
-            assert series is not None
-            if not segs:
-                change = diff(batch, BAR_SCHEMA.empty_table())
-            else:
-                stored = core.read(key, first, last + 1)
-                change = diff(batch, stored)
-            rows = batch if change.write is None else batch.filter(pa.array(change.write))
-            if rows.num_rows == 0:
-                return StoreReceipt(0, 0, change.unchanged, 0, first, last)
-            core.session.ensure()
-            new = publish_rows(core.layout, core.fs, key, rows, series.next_seq)
-            core.commit(key, series, add=new, remove=[], rows=series.rows + change.new, touched=True)
-            nbytes = sum(s.bytes for s in new)
-            self._auto_compact(key, {s.period for s in new})
-        return StoreReceipt(change.new, change.changed, change.unchanged, nbytes, first, last)
+        return self.write_many([(symbol, timeframe, table)])[0]
 
-    def _auto_compact(self, key: SeriesKey, periods: set[str]) -> None:
+    def write_many(self, items: Sequence[tuple[str, str, pa.Table]]) -> list[StoreReceipt]:
+        """Upsert several ``(symbol, timeframe, table)`` items in one atomic, durable commit.
+
+        Each item means exactly what :meth:`write` of it means, applied in order (a series
+        named twice: the later item upserts over the earlier one and its receipt counts
+        against it). All items become visible at once, in ONE catalog transaction, or none
+        does. The fixed costs of a write are paid once per call: the series locks are
+        taken in a fixed order (no deadlock between two ``write_many`` calls), every new
+        file is encoded and fsync'd on a thread pool, each folder is fsync'd once, one
+        commit. A partition the call leaves with more than ``compact_threshold`` files is
+        compacted after the commit: on the background thread (default; the call does not
+        wait for it), or by this call once its locks are released. Either way a series
+        another writer holds then is skipped, and a later write hands it over again.
+
+        Returns
+        -------
+        list[StoreReceipt]
+            One receipt per item, in order. The bytes of a series named several times
+            are split over its items that wrote rows, by rows written.
+
+        Raises
+        ------
+        SchemaError, InvalidSymbol, InvalidTimeframe
+            For an invalid item (before anything is locked or written).
+        StoreLocked
+            If another writer holds one of the series longer than ``lock_timeout``;
+            nothing of the call is written.
+        """
+        self._open()
+        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform(table)))
+                    for symbol, timeframe, table in items]
+        receipts = [StoreReceipt() for _ in prepared]
+        order: dict[SeriesKey, list[int]] = {}
+        for i, (key, batch) in enumerate(prepared):
+            if batch.num_rows:
+                order.setdefault(key, []).append(i)
+        if not order:
+            return receipts
+        self._core.catalog.ensure_series_many(list(order))
+        reading: list[SeriesKey] = []
+        try:
+            with self._compactor.writing() if self._compactor is not None else nullcontext():
+                crowded = self._write_locked(prepared, order, receipts, reading)
+        except CorruptData as exc:
+            if reading:
+                self._heal(reading[-1], exc)
+            raise
+        if crowded:
+            if self._compactor is not None:
+                self._compactor.submit(crowded)
+            else:
+                self._auto_compact(crowded)
+        return receipts
+
+    def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], order: dict[SeriesKey, list[int]],
+                      receipts: list[StoreReceipt], reading: list[SeriesKey]) -> Todo:
+        """The locked part of :meth:`write_many`; returns the partitions to compact."""
+        core = self._core
+        with ExitStack() as stack:
+            keys = sorted(order, key=lock_order)
+            for key in keys:
+                stack.enter_context(core.lock(key))
+            jobs: list[tuple[SeriesKey, pa.Table, int]] = []
+            changes: dict[SeriesKey, ManifestChange] = {}
+            writing: dict[SeriesKey, list[int]] = {}
+            for key in keys:
+                idxs = order[key]
+                spans = [ts_array(prepared[i][1]) for i in idxs]
+                lo, hi = min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1
+                series, segs = core.listing(key, lo, hi)
+                assert series is not None
+                reading.append(key)
+                current = slice_range(merge_segments(self._load_listed(key, segs)), lo, hi) if segs else _EMPTY
+                parts: list[pa.Table] = []
+                new_rows = 0
+                for j, i in enumerate(idxs):
+                    batch = prepared[i][1]
+                    change = diff(batch, current)
+                    rows = batch if change.write is None else batch.filter(pa.array(change.write))
+                    receipts[i] = StoreReceipt(change.new, change.changed, change.unchanged, 0,
+                                               int(spans[j][0]), int(spans[j][-1]))
+                    new_rows += change.new
+                    if rows.num_rows:
+                        parts.append(rows)
+                        writing.setdefault(key, []).append(i)
+                        if j + 1 < len(idxs):
+                            current = _upsert(current, rows)
+                if not parts:
+                    continue
+                jobs.append((key, parts[0] if len(parts) == 1 else _upsert(*parts), series.next_seq))
+                changes[key] = ManifestChange(series, [], [], series.rows + new_rows, True)
+            if not changes:
+                return {}
+            core.session.ensure()
+            published = publish_many(core.layout, core.fs, jobs)
+            for pub in published:
+                changes[pub.key].add.append(pub.segment)
+            crowded = core.commit_many(list(changes.values()))
+        for pub in published:
+            core.reader.keep_written(pub.segment.path, pub.rows)
+        for key, done in changes.items():
+            # The series' bytes, split over the items that wrote rows by rows written.
+            total = sum(s.bytes for s in done.add)
+            writers = writing[key]
+            weight = sum(receipts[i].rows_written for i in writers)
+            for n, i in enumerate(writers):
+                r = receipts[i]
+                share = total - sum(receipts[w].bytes_written for w in writers[:n]) if n == len(writers) - 1 \
+                    else max(1, total * r.rows_written // weight)
+                receipts[i] = StoreReceipt(r.rows_new, r.rows_changed, r.rows_unchanged, max(1, share),
+                                           r.first_us, r.last_us)
+        by_id = {done.series.id: key for key, done in changes.items()}
+        todo: Todo = {}
+        for series_id, period in crowded:
+            periods = todo.setdefault(by_id[series_id], set())
+            assert periods is not None
+            periods.add(period)
+        return todo
+
+    def _load_listed(self, key: SeriesKey, segs: list[Segment]) -> list[tuple[Segment, pa.Table]]:
+        """Load files listed under the series lock: none can vanish, so a missing one is damage."""
+        try:
+            return self._core.load(segs)
+        except FileNotFoundError as exc:
+            path = self._core.layout.abs(str(exc.filename))
+            raise CorruptData("a file listed in the manifest is missing", path=str(path), symbol=key.symbol,
+                              timeframe=key.timeframe) from None
+
+    def _auto_compact(self, todo: Todo) -> None:
         # The write is already committed: a failed compaction must not turn it into an
         # error the caller would retry; the next write or compact() tries again.
         try:
-            self._core.compact_locked(key, full=False, periods=periods)
-        except StorageError as exc:
-            _log.warning("compaction of %s %s failed: %s", key.symbol, key.timeframe, exc)
+            self._core.compact_many(todo, full=False, wait=False)
+        except (StorageError, OSError) as exc:
+            _log.warning("compaction of %d series failed: %s", len(todo), exc)
 
     def read(self, symbol: str, timeframe: str, start_us: int | None = None,
              end_us: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
@@ -350,6 +478,11 @@ class LocalStore:
         _ledger.set_meta(self._core.catalog, check_meta_key(key, value), value)
 
     # -- maintenance --------------------------------------------------------------------
+    def wait_for_compaction(self) -> None:
+        """Wait until the background compactions queued so far are done (or skipped)."""
+        if self._compactor is not None:
+            self._compactor.drain()
+
     def compact(self, symbol: str | None = None, timeframe: str | None = None) -> int:
         """Merge every partition to a single file; return how many series changed.
 
@@ -375,6 +508,7 @@ class LocalStore:
     def verify(self) -> VerifyReport:
         """Check every stored file; set aside damaged ones and clear their coverage."""
         self._open()
+        self.wait_for_compaction()
         return _maintenance.verify(self._core)
 
     def size_bytes(self) -> int:
@@ -406,6 +540,8 @@ class LocalStore:
             if self._closed:
                 return
             self._closed = True
+        if self._compactor is not None:
+            self._compactor.close()
         try:
             self._core.session.close()
         finally:
