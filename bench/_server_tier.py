@@ -4,11 +4,13 @@ Why this module exists: with ``TICKVAULT_DATABASE_URL`` and ``TICKVAULT_REDIS_UR
 same vault runs on a server store and a shared cache; their costs are measured here, on
 real local servers, never against mocks.
 
-- ``postgres``: bulk ingest with de-duplication (``PostgresStore.write`` per symbol:
-  in-batch dedup, upsert, binary COPY, one durable transaction per symbol) against the
-  plain peer people write by hand: ``COPY … FROM STDIN (FORMAT csv)`` per symbol into a
-  table whose primary key is ``(symbol, ts)`` (the CSV text is made before the clock
-  starts; the server parses it inside the timed region). Then one symbol-year read to
+- ``postgres``: bulk ingest with de-duplication (``PostgresStore.write_many`` of
+  :data:`PG_BATCH_SYMBOLS` symbols per call: in-batch dedup, upsert, binary COPY, one
+  durable transaction per call; and ``PostgresStore.write`` per symbol as
+  ``tickvault:write``) against the plain peer people write by hand: ``COPY … FROM STDIN
+  (FORMAT csv)`` of the same symbols in one transaction into a table whose primary key
+  is ``(symbol, ts)`` (the CSV text is made before the clock starts; the server parses
+  it inside the timed region). Then one symbol-year read to
   pandas: ``store.read`` against ``fetchall`` into a frame and against
   ``COPY (SELECT …) TO STDOUT`` parsed by pyarrow's CSV reader. Everything lives in a
   throw-away database created for the run and dropped at its end.
@@ -43,6 +45,9 @@ __all__ = ["copy_to_pandas", "csv_payload", "postgres_problem", "redis_problem",
 PG_SYMBOLS: dict[str, int | None] = {"tiny": None, "quick": 10, "full": 100}
 PG_REPS = {"tiny": 1, "quick": 2, "full": 2}
 PG_READ_REPS = {"tiny": 1, "quick": 5, "full": 5}
+#: Symbols per ``write_many`` call and per peer transaction: the whole backfill (100
+#: symbol-years at ``full``) in one call, so every new month is built in bulk.
+PG_BATCH_SYMBOLS = 100
 _COLUMNS = ("ts", "open", "high", "low", "close", "volume", "vwap", "trade_count", "provider")
 _PEER_DDL = ("CREATE TABLE {t} (symbol text NOT NULL, ts timestamptz NOT NULL, open float8, high float8, low float8, "
              "close float8, volume float8, vwap float8, trade_count int8, provider text, PRIMARY KEY (symbol, ts))")
@@ -104,12 +109,13 @@ def _pg_data(ctx: Context) -> list[tuple[str, pa.Table]]:
     return out if want is None else out[:want]
 
 
-def _copy(conn: Any, table: str, payload: bytes) -> None:
+def _copy(conn: Any, table: str, payloads: list[bytes]) -> None:
     from psycopg import sql
 
     with conn.transaction(), conn.cursor() as cur, cur.copy(
             sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(table))) as cp:
-        cp.write(payload)
+        for payload in payloads:
+            cp.write(payload)
 
 
 def _fetchall_pandas(conn: Any, symbol: str) -> pd.DataFrame:
@@ -162,36 +168,48 @@ def _pg_ingest_and_read(ctx: Context, opts: ExtraOptions, url: str, data: list[t
     size = ctx.data.size.name
     reps = PG_REPS.get(size, 2)
     rows = sum(t.num_rows for _s, t in data)
-    tv_s, peer_s = Samples(), Samples()
+    contenders = ("tickvault", "tickvault:write", "peer")
+    samples_of = {name: Samples() for name in contenders}
     store: Any = None
     with psycopg.connect(url, autocommit=True) as conn:
         for rep in range(reps):
-            for schema in (f"tv_r{rep - 1}",):  # keep one tickvault schema (for the reads) at a time
+            for schema in (f"tv_r{rep - 1}", f"tvw_r{rep - 1}"):  # keep one tickvault schema (reads) at a time
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("bars")))
             conn.execute(sql.SQL(_PEER_DDL).format(t=sql.Identifier("bars")))
             if store is not None:
                 store.close()
             store = PostgresStore(url, schema=f"tv_r{rep}")
-            totals = {"tickvault": 0.0, "peer": 0.0}
-            peaks = {"tickvault": 0, "peer": 0}
-            for i, (sym, table) in enumerate(data):
-                payload = csv_payload(sym, table)  # the peer's native input, made before its clock starts
+            per_symbol = PostgresStore(url, schema=f"tvw_r{rep}")
+            totals = dict.fromkeys(contenders, 0.0)
+            peaks = dict.fromkeys(contenders, 0)
+            for i in range(0, len(data), PG_BATCH_SYMBOLS):
+                chunk = data[i:i + PG_BATCH_SYMBOLS]
+                payloads = [csv_payload(s, t) for s, t in chunk]  # the peer's input, made before its clock starts
+                items = [(s, "1m", t) for s, t in chunk]
                 jobs: list[tuple[str, Callable[[], Any]]] = [
-                    ("tickvault", lambda s=sym, t=table, w=store.write: w(s, "1m", t)),  # type: ignore[misc]
-                    ("peer", lambda p=payload: _copy(conn, "bars", p))]  # type: ignore[misc]
-                for name, fn in (jobs if (i + rep) % 2 == 0 else jobs[::-1]):
+                    ("tickvault", lambda w=store.write_many, it=items: w(it)),  # type: ignore[misc]
+                    ("tickvault:write", lambda w=per_symbol.write, it=items: [w(*x) for x in it]),  # type: ignore[misc]
+                    ("peer", lambda p=payloads: _copy(conn, "bars", p))]  # type: ignore[misc]
+                k = (i // PG_BATCH_SYMBOLS + rep) % len(jobs)
+                for name, fn in jobs[k:] + jobs[:k]:
                     _, sec, mem = timed(fn, ctx.probe)
                     totals[name] += sec
                     peaks[name] = max(peaks[name], mem)
-                del payload
-            tv_s.add(totals["tickvault"], peaks["tickvault"])
-            peer_s.add(totals["peer"], peaks["peer"])
-            ctx.log(f"postgres ingest rep {rep + 1}/{reps}: {rows:,} rows; tickvault {totals['tickvault']:.2f}s, "
+                del payloads
+            per_symbol.close()
+            for name in contenders:
+                samples_of[name].add(totals[name], peaks[name])
+            ctx.log(f"postgres ingest rep {rep + 1}/{reps}: {rows:,} rows; tickvault write_many "
+                    f"{totals['tickvault']:.2f}s, write per symbol {totals['tickvault:write']:.2f}s, "
                     f"COPY {totals['peer']:.2f}s")
-        for lib, s in (("tickvault", tv_s), ("postgresql:copy", peer_s)):
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(f"tvw_r{reps - 1}")))
+        for lib, name in (("tickvault", "tickvault"), ("tickvault:write", "tickvault:write"),
+                          ("postgresql:copy", "peer")):
+            s = samples_of[name]
             record(ctx, "postgres", "ingest with dedup", lib, s, rows=rows,
-                   rows_per_s=rows / float(s.summary()["median_s"]), symbols=len(data))
+                   rows_per_s=rows / float(s.summary()["median_s"]), symbols=len(data),
+                   symbols_per_transaction=1 if name == "tickvault:write" else min(PG_BATCH_SYMBOLS, len(data)))
         # Symbol-year read to pandas (warm: each symbol read once first).
         syms = [s for s in read_symbols(ctx) if s in {d[0] for d in data}] or [data[0][0]]
         readers: dict[str, Callable[[str], pd.DataFrame]] = {
@@ -215,18 +233,18 @@ def _pg_ingest_and_read(ctx: Context, opts: ExtraOptions, url: str, data: list[t
                    lossless=checks[name] is None, check=checks[name] or "bit-exact")
         ctx.notes["about:postgres"] = (
             f"postgres: {len(data)} symbols ({rows:,} rows) ingested {reps}x into fresh tables of a throw-away "
-            "database on the local server; tickvault writes one symbol per transaction, the peer COPYs one symbol "
-            "per transaction (CSV made before its clock starts); reads are warm, "
+            f"database on the local server; tickvault writes {PG_BATCH_SYMBOLS} symbols per write_many call (one "
+            "transaction; `tickvault:write`: one write per symbol), the peer COPYs the same symbols in one "
+            "transaction (CSV made before its clock starts); reads are warm, "
             f"{PG_READ_REPS.get(size, 5)}x each of {len(syms)} symbols")
 
         def profile_write() -> None:
             conn.execute("DROP SCHEMA IF EXISTS tv_profile CASCADE")
             with PostgresStore(url, schema="tv_profile") as fresh:
-                for s, t in data[:5]:
-                    fresh.write(s, "1m", t)
+                fresh.write_many([(s, "1m", t) for s, t in data[:5]])
 
-        maybe_profile(ctx, opts, "PostgreSQL ingest with dedup", "postgres: ingest, tickvault, 5 symbols into a "
-                      "fresh schema", profile_write)
+        maybe_profile(ctx, opts, "PostgreSQL ingest with dedup", "postgres: ingest, tickvault, 5 symbols by one "
+                      "write_many into a fresh schema", profile_write)
         store.close()
 
 

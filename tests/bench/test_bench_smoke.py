@@ -175,10 +175,9 @@ def test_added_workloads_run_every_peer_with_the_services_up(extra_record: dict[
     indicators = _libs_of(extra_record, "indicators")
     assert len(indicators) == 10  # 4 indicators + all four, on one series and on the universe
     indicator_libs = {"tickvault"} | ({"talib"} if HAS_TALIB else set())
-    indicator_libs |= {"tickvault:blas-1-thread"} if importlib.util.find_spec("threadpoolctl") else set()
     assert all(libs == indicator_libs for libs in indicators.values())
     assert _libs_of(extra_record, "postgres") == {
-        "ingest with dedup": {"tickvault", "postgresql:copy"},
+        "ingest with dedup": {"tickvault", "tickvault:write", "postgresql:copy"},
         "symbol-year read to pandas": {"tickvault", "postgresql:fetchall", "postgresql:copy-csv"}}
     tiers = {"tickvault:store", "tickvault:L1", "tickvault:redis", "tickvault:L1+redis"}
     assert _libs_of(extra_record, "cache") == {"arrow": tiers, "pandas": tiers}

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+import psycopg
 import pytest
 
 from tickvault.errors import StorageError
@@ -25,7 +26,7 @@ from tickvault.store.postgres import PostgresStore
 from tickvault.testing.crash import SYMBOLS, Op, Oracle, op_for
 
 from ._cluster import Cluster
-from ._pg import check_after_crash, wait_until
+from ._pg import ManyOp, apply_to, check_after_crash, many_op_for, wait_until
 
 _MINUTE = 60_000_000
 _T0 = 1_703_980_800_000_000
@@ -55,7 +56,7 @@ def big_op_for(seed: int, index: int) -> Op:
 class _Writer(threading.Thread):
     """Applies operations from ``first`` on until the server goes away."""
 
-    def __init__(self, url: str, ops: list[Op]) -> None:
+    def __init__(self, url: str, ops: list[Op] | list[ManyOp]) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.ops = ops
@@ -74,14 +75,19 @@ class _Writer(threading.Thread):
             self.failure = exc
 
 
-def _crash_trials(cluster: Cluster, trials: int, seed: int, ops: int, window: float, big: bool = False) -> None:
+def _crash_trials(cluster: Cluster, trials: int, seed: int, ops: int, window: float, big: bool = False,
+                  many: bool = False) -> None:
     rng = random.Random(seed)
+    with psycopg.connect(cluster.url, autocommit=True) as conn:  # the cluster is shared by this module's tests
+        conn.execute("DROP SCHEMA IF EXISTS tickvault CASCADE")
     PostgresStore.migrate(cluster.url)
     oracle = Oracle()
     first = 0
     acked_total = 0
     for trial in range(trials):
-        batch = [(big_op_for if big else op_for)(seed, i) for i in range(first, first + ops)]
+        batch: list[Op] | list[ManyOp] = (
+            [many_op_for(seed, i) for i in range(first, first + ops)] if many
+            else [(big_op_for if big else op_for)(seed, i) for i in range(first, first + ops)])
         writer = _Writer(cluster.url, batch)
         writer.start()
         if rng.random() < 0.8:  # most crashes land mid-batch, not while connecting
@@ -96,7 +102,7 @@ def _crash_trials(cluster: Cluster, trials: int, seed: int, ops: int, window: fl
         assert len(acked) < ops, "the workload ran out before the crash; give it more operations"
         acked_total += len(acked)
         for i in acked:
-            oracle.apply(batch[i - first])
+            apply_to(oracle, batch[i - first])
         in_flight = batch[len(acked)]
         cluster.start()
         with PostgresStore(cluster.url, migrate=False) as store:
@@ -107,6 +113,11 @@ def _crash_trials(cluster: Cluster, trials: int, seed: int, ops: int, window: fl
 
 def test_immediate_shutdown_loses_no_acknowledged_batch(cluster: Cluster) -> None:
     _crash_trials(cluster, trials=50, seed=31, ops=400, window=0.04)
+
+
+def test_immediate_shutdown_loses_no_acknowledged_write_many(cluster: Cluster) -> None:
+    # all batches of a write_many call survive the crash, or none of them
+    _crash_trials(cluster, trials=30, seed=33, ops=300, window=0.06, many=True)
 
 
 @pytest.mark.nightly

@@ -42,6 +42,9 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 _MIN_US = -62_135_596_800_000_000  # 0001-01-01 UTC
 _MAX_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_BOUNDS = "tickvault_bulk_bounds"
+#: maintenance_work_mem for building a bulk-loaded partition's indexes (set for the transaction).
+BULK_SORT_MEM = "256MB"
 
 
 def split_by_period(tier: Tier, ts_us: np.ndarray) -> list[tuple[Period, int, int]]:
@@ -161,12 +164,13 @@ class Partitions:
             self._attach(conn, period)
         return True
 
-    def bulk_load(self, conn: Conn, period: Period, columns: Sequence[Column]) -> bool:
-        """In the caller's transaction, create ``period`` holding exactly ``columns``' rows.
+    def bulk_load(self, conn: Conn, period: Period, groups: Sequence[Sequence[Column]]) -> bool:
+        """In the caller's transaction, create ``period`` holding exactly the rows of ``groups``.
 
-        Returns ``False`` (and does nothing) when the partition exists after all: the
-        caller then writes those rows the ordinary way. Call :meth:`mark_known` after
-        the transaction commits.
+        Each group is one column layout (one ``COPY``); together they must hold each key
+        at most once. Returns ``False`` (and does nothing) when the partition exists after
+        all: the caller then writes those rows the ordinary way. Call :meth:`mark_known`
+        after the transaction commits.
         """
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_name(period),))
         if self._exists(conn, period):
@@ -175,13 +179,24 @@ class Partitions:
         child = period.ident(self.schema)
         conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
             child, period.tier.ident(self.schema)))
-        names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-                child, names)) as copy:
-            for chunk in encode_copy(columns):
-                copy.write(chunk)
+        # A CHECK matching the partition bounds, checked row by row as the COPY goes, lets
+        # ATTACH skip its validating scan of the whole table; dropped once attached.
+        end = period.end
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (ts >= {}{})").format(
+            child, sql.Identifier(_BOUNDS), sql.Literal(f"{period.start.isoformat()} 00:00:00+00"),
+            sql.SQL("") if end is None else sql.SQL(" AND ts < {}").format(
+                sql.Literal(f"{end.isoformat()} 00:00:00+00"))))
+        for columns in groups:
+            names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+            with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                    child, names)) as copy:
+                for chunk in encode_copy(columns):
+                    copy.write(chunk)
+        # The sort behind the index build gets the same memory as the merge's hash joins.
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_SORT_MEM,))
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (series_id, ts)").format(child))
         conn.execute(sql.SQL("CREATE INDEX ON {} USING brin (ts)").format(child))
         # ATTACH adopts the two indexes as the partitions of the parent's indexes.
         self._attach(conn, period)
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(child, sql.Identifier(_BOUNDS)))
         return True

@@ -45,6 +45,15 @@ class Registry:
         self._add_provider = sql.SQL(
             "INSERT INTO {}.providers (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING").format(s)
         self._all_providers = sql.SQL("SELECT id, name FROM {}.providers").format(s)
+        # Insert what is missing, then read every id back (a row inserted by another
+        # process meanwhile is found by the second statement).
+        self._add_many = sql.SQL(
+            "WITH ins AS (INSERT INTO {s}.series (symbol, timeframe, tier) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT (symbol, timeframe) DO NOTHING "
+            "RETURNING symbol, timeframe, id) "
+            "SELECT symbol, timeframe, id FROM ins UNION ALL "
+            "SELECT s.symbol, s.timeframe, s.id FROM {s}.series s "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(symbol, timeframe) USING (symbol, timeframe)").format(s=s)
 
     def series_id(self, conn: Conn, symbol: str, timeframe: str, *, create: bool) -> int | None:
         """The id of (symbol, timeframe); created when missing if ``create``, else ``None``.
@@ -69,6 +78,30 @@ class Registry:
         with self._lock:
             self._series[key] = sid
         return sid
+
+    def series_ids(self, conn: Conn, keys: Sequence[tuple[str, str]]) -> list[int]:
+        """Ids of many (symbol, timeframe) keys, creating the missing ones in one statement.
+
+        Same rules as :meth:`series_id` with ``create=True``; one round trip for all the
+        new series instead of two (and a commit) each.
+        """
+        with self._lock:
+            # Sorted: two processes registering overlapping sets insert the shared keys in
+            # the same order, so one waits for the other instead of deadlocking.
+            missing = sorted({k for k in keys if k not in self._series})
+        if missing:
+            symbols = [k[0] for k in missing]
+            timeframes = [k[1] for k in missing]
+            tiers = [tier_of(tf).name for tf in timeframes]
+            rows = conn.execute(self._add_many, (symbols, timeframes, tiers, symbols, timeframes)).fetchall()
+            with self._lock:
+                for symbol, timeframe, sid in rows:
+                    self._series[(str(symbol), str(timeframe))] = int(sid)
+                late = [k for k in missing if k not in self._series]
+            for symbol, timeframe in late:  # created by another process after our snapshot
+                self.series_id(conn, symbol, timeframe, create=True)
+        with self._lock:
+            return [self._series[k] for k in keys]
 
     def provider_ids(self, conn: Conn, names: Sequence[str | None]) -> list[int]:
         """Ids for provider ``names`` (``-1`` for ``None``), registering new names."""

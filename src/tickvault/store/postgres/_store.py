@@ -173,6 +173,25 @@ class PostgresStore:
         with self._conn(symbol=sym, timeframe=timeframe) as conn:
             return self._bars.write(conn, sym, str(timeframe), tier, table)
 
+    def write_many(self, items: Sequence[tuple[str, str, pa.Table]]) -> list[StoreReceipt]:
+        """Upsert several batches in one transaction, all or nothing; one receipt per item.
+
+        Each item ``(symbol, timeframe, table)`` is treated exactly as :meth:`write`
+        treats it, in order (a series may appear more than once: a later item sees the
+        earlier one's rows). Every item is validated before anything is written. Batches
+        of distinct series share the round trips, the ``COPY`` streams and the commit,
+        and a history backfill of many series fills new partitions through the bulk
+        path (see :mod:`._bars`), so this is the fast way to load many symbols.
+        """
+        prepared = []
+        for symbol, timeframe, table in items:
+            sym = validate_symbol(symbol)
+            prepared.append((sym, str(timeframe), self._tier(timeframe), conform(table)))
+        if all(t.num_rows == 0 for *_, t in prepared):
+            return [StoreReceipt() for _ in prepared]
+        with self._conn() as conn:
+            return self._bars.write_many(conn, prepared)
+
     def read(self, symbol: str, timeframe: str, start_us: int | None = None,
              end_us: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
         """Bars with ``start_us <= ts < end_us``, sorted, BAR_SCHEMA."""
