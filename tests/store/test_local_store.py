@@ -8,6 +8,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -97,10 +99,9 @@ def test_background_compaction_merges_crowded_partitions(tmp_path: Path) -> None
         assert store.verify().ok
 
 
-def test_write_many_writes_nothing_when_one_series_stays_locked(tmp_path: Path) -> None:
-    with LocalStore(tmp_path) as store:
-        store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
-    lock_file = tmp_path / "locks" / "tf=1m" / "symbol=MSFT.lock"
+@contextmanager
+def _lock_held_elsewhere(lock_file: Path) -> Iterator[None]:
+    """Another process holds the series' writer lock (flock) until the block ends."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import fcntl, sys
         fd = open({str(lock_file)!r}, "a")
@@ -108,23 +109,29 @@ def test_write_many_writes_nothing_when_one_series_stays_locked(tmp_path: Path) 
         print("held", flush=True)
         sys.stdin.read()
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdin is not None
+    assert holder.stdout is not None
     try:
-        assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "held"
-        with LocalStore(tmp_path, lock_timeout=0.3) as store:
-            with pytest.raises(StoreLocked) as info:
-                store.write_many([("AAPL", "1m", make_bars(_minutes(0, 10), version=1)),
-                                  ("MSFT", "1m", make_bars(_minutes(0, 3)))])
-            assert "MSFT" in str(info.value)
-            assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))  # no partial state
-            assert store.read("MSFT", "1m").num_rows == 0
-            assert store.write("AAPL", "1m", make_bars(_minutes(0, 6))).rows_new == 1  # AAPL's lock was released
+        yield
     finally:
-        assert holder.stdin is not None
-        assert holder.stdout is not None
         holder.stdin.close()
         holder.stdout.close()
         holder.wait(timeout=10)
+
+
+def test_write_many_writes_nothing_when_one_series_stays_locked(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
+    with (_lock_held_elsewhere(tmp_path / "locks" / "tf=1m" / "symbol=MSFT.lock"),
+          LocalStore(tmp_path, lock_timeout=0.3) as store):
+        with pytest.raises(StoreLocked) as info:
+            store.write_many([("AAPL", "1m", make_bars(_minutes(0, 10), version=1)),
+                              ("MSFT", "1m", make_bars(_minutes(0, 3)))])
+        assert "MSFT" in str(info.value)
+        assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))  # no partial state
+        assert store.read("MSFT", "1m").num_rows == 0
+        assert store.write("AAPL", "1m", make_bars(_minutes(0, 6))).rows_new == 1  # AAPL's lock was released
     with LocalStore(tmp_path, lock_timeout=0.3) as store:
         assert [r.rows_new for r in store.write_many([("MSFT", "1m", make_bars(_minutes(0, 3))),
                                                       ("AAPL", "1m", make_bars(_minutes(0, 7)))])] == [3, 1]
@@ -148,31 +155,15 @@ def test_frequent_small_appends_stay_few_files(tmp_path: Path) -> None:
 def test_a_second_writer_waits_then_gets_store_locked(tmp_path: Path) -> None:
     with LocalStore(tmp_path) as store:
         store.write("AAPL", "1m", make_bars(_minutes(0, 5)))
-    lock_file = tmp_path / "locks" / "tf=1m" / "symbol=AAPL.lock"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import fcntl, sys, time
-        fd = open({str(lock_file)!r}, "a")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        print("held", flush=True)
-        sys.stdin.read()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "held"
-        with LocalStore(tmp_path, lock_timeout=0.3) as store:
-            started = time.monotonic()
-            with pytest.raises(StoreLocked) as info:
-                store.write("AAPL", "1m", make_bars(_minutes(5, 5)))
-            assert time.monotonic() - started >= 0.3
-            assert "AAPL" in str(info.value)
-            assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))  # readers are not blocked
-            store.write("MSFT", "1m", make_bars(_minutes(0, 5)))  # other series are not blocked
-    finally:
-        assert holder.stdin is not None
-        assert holder.stdout is not None
-        holder.stdin.close()
-        holder.stdout.close()
-        holder.wait(timeout=10)
+    with (_lock_held_elsewhere(tmp_path / "locks" / "tf=1m" / "symbol=AAPL.lock"),
+          LocalStore(tmp_path, lock_timeout=0.3) as store):
+        started = time.monotonic()
+        with pytest.raises(StoreLocked) as info:
+            store.write("AAPL", "1m", make_bars(_minutes(5, 5)))
+        assert time.monotonic() - started >= 0.3
+        assert "AAPL" in str(info.value)
+        assert_bars_equal(store.read("AAPL", "1m"), make_bars(_minutes(0, 5)))  # readers are not blocked
+        store.write("MSFT", "1m", make_bars(_minutes(0, 5)))  # other series are not blocked
     with LocalStore(tmp_path, lock_timeout=0.3) as store:
         assert store.write("AAPL", "1m", make_bars(_minutes(5, 5))).rows_new == 5
 
