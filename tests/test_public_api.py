@@ -61,3 +61,14 @@ def test_error_messages_carry_context() -> None:
 def test_unknown_attribute_raises() -> None:
     with pytest.raises(AttributeError):
         tickvault.NoSuchThing  # noqa: B018
+
+
+def test_catalog_keys_and_vendor_symbols_reject_a_trailing_newline() -> None:
+    from tickvault.errors import InvalidInput, InvalidSymbol
+    from tickvault.providers._symbols import canonical_symbol
+    from tickvault.store.base import check_meta_key
+
+    with pytest.raises(InvalidInput):
+        check_meta_key("key\n")
+    with pytest.raises(InvalidSymbol):
+        canonical_symbol("yahoo", "AAPL\n")

@@ -79,3 +79,10 @@ def test_instrument_guess_and_round_trip() -> None:
     assert Instrument.from_dict(inst.to_dict()) == inst
     with pytest.raises(InvalidSymbol):
         Instrument("../x")
+
+
+@pytest.mark.parametrize("symbol", ["0\n", "AAPL\n", "BTC/USDT\n", "^GSPC\n"])
+def test_a_trailing_newline_is_rejected(symbol: str) -> None:
+    # Python's "$" also matches before a final newline: the patterns must anchor with \Z.
+    with pytest.raises(InvalidSymbol):
+        validate_symbol(symbol)

@@ -31,7 +31,7 @@ __all__ = [
 
 MAX_SYMBOL_LENGTH = 40
 _PART = r"[A-Z0-9](?:[A-Z0-9_\-]|\.(?!\.)){0,19}"
-_SYMBOL_RE = re.compile(rf"^\^?{_PART}(?:/{_PART}(?::{_PART})?)?$")
+_SYMBOL_RE = re.compile(rf"^\^?{_PART}(?:/{_PART}(?::{_PART})?)?\Z")
 
 
 def validate_symbol(symbol: object) -> str:

@@ -27,7 +27,7 @@ from tickvault.model import AssetClass, Instrument, validate_symbol
 
 __all__ = ["YAHOO_SUFFIXES", "canonical_symbol", "vendor_symbol"]
 
-_VENDOR_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9.\-=^/:_]{0,39}$")
+_VENDOR_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9.\-=^/:_]{0,39}\Z")
 
 #: ISO 10383 MIC -> Yahoo's ticker suffix.
 YAHOO_SUFFIXES: dict[str, str] = {

@@ -52,7 +52,7 @@ from tickvault.model import (
 __all__ = ["MAX_META_BYTES", "QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport", "check_meta_key"]
 
 MAX_META_BYTES = 1_000_000
-_META_KEY = re.compile(r"^[A-Za-z0-9_.:/^=%-]{1,200}$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_.:/^=%-]{1,200}\Z")
 
 
 def check_meta_key(key: str, value: str | None = None) -> str:

@@ -29,7 +29,7 @@ from tickvault.errors import ConfigError
 
 __all__ = ["ProviderSettings", "provider_settings_from_env"]
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 
 
 @dataclass(frozen=True)

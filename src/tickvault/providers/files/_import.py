@@ -34,7 +34,7 @@ _MAX_BLOCK = 16 << 20
 _SUFFIXES = {".csv", ".txt", ".tsv", ".dat", ".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd", ".zip", ".parquet",
              ".pq", ".feather", ".arrow", ".ipc"}
 _FREQTRADE_NAME = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)(?:_([A-Z0-9]+))?-\d+[a-zA-Z]+(?:-[a-z_]+)?$")
-_PLAIN_SYMBOL = re.compile(r"^\^?[A-Z0-9.]+(?:/[A-Z0-9.]+(?::[A-Z0-9.]+)?)?$")
+_PLAIN_SYMBOL = re.compile(r"^\^?[A-Z0-9.]+(?:/[A-Z0-9.]+(?::[A-Z0-9.]+)?)?\Z")
 
 
 def resolve_tz(tz: str) -> str:

@@ -53,7 +53,7 @@ PROVIDER = "yahoo"
 CRUMB_MODES = ("auto", "off")
 DEFAULT_COOKIE_URL = "https://fc.yahoo.com"
 CRUMB_PATH = "/v1/test/getcrumb"
-_CRUMB_RE = re.compile(r"^[A-Za-z0-9./_\-]{1,64}$")
+_CRUMB_RE = re.compile(r"^[A-Za-z0-9./_\-]{1,64}\Z")
 
 
 class CookieHeader(Mapping[str, SecretStr]):
