@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from tickvault.errors import SchemaError
 from tickvault.model import BAR_SCHEMA, conform_bars
+from tickvault.store.base import conform_table as conform
 from tickvault.store.local import LocalStore
-from tickvault.store.local._codec import conform, decode, encode, find_scale
+from tickvault.store.local._codec import decode, encode, find_scale
 from tickvault.store.local._layout import period_bounds, period_labels
 from tickvault.testing.conformance import assert_bars_equal, make_bars
 

@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from tickvault.errors import InvalidInput
+from tickvault.errors import InvalidInput, SchemaError
 from tickvault.model import (
     BAR_SCHEMA,
     CorporateAction,
@@ -49,7 +49,8 @@ from tickvault.model import (
     StoreReceipt,
 )
 
-__all__ = ["MAX_META_BYTES", "QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport", "check_meta_key"]
+__all__ = ["MAX_META_BYTES", "QUARANTINE_SCHEMA", "BarStore", "SeriesInfo", "VerifyReport", "check_meta_key",
+           "conform_table"]
 
 MAX_META_BYTES = 1_000_000
 _META_KEY = re.compile(r"^[A-Za-z0-9_.:/^=%-]{1,200}\Z")
@@ -68,6 +69,34 @@ def check_meta_key(key: str, value: str | None = None) -> str:
     if value is not None and len(value.encode()) > MAX_META_BYTES:
         raise InvalidInput(f"catalog value for {key!r} is larger than {MAX_META_BYTES} bytes")
     return key
+
+
+def conform_table(table: pa.Table) -> pa.Table:
+    """Return ``table`` with exactly :data:`~tickvault.model.BAR_SCHEMA` (same names, cast types).
+
+    What every store does to a batch before writing it.
+
+    Raises
+    ------
+    SchemaError
+        If ``table`` is not an Arrow table, a column is missing or cannot be cast, or ``ts``
+        has nulls.
+    """
+    if not isinstance(table, pa.Table):
+        raise SchemaError(f"bars must be a pyarrow Table with BAR_SCHEMA, got {type(table).__name__}")
+    if table.schema.equals(BAR_SCHEMA):
+        out = table
+    else:
+        missing = [n for n in BAR_SCHEMA.names if n not in table.column_names]
+        if missing:
+            raise SchemaError(f"bars are missing column(s) {', '.join(missing)}")
+        try:
+            out = table.select(BAR_SCHEMA.names).cast(BAR_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+            raise SchemaError(f"bars do not match BAR_SCHEMA: {exc}") from None
+    if out.column("ts").null_count:
+        raise SchemaError(f"{out.column('ts').null_count} row(s) have no timestamp")
+    return out
 
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from tickvault.errors import SchemaError
 from tickvault.model import BAR_SCHEMA
 
-__all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "conform", "decode", "encode", "find_scale", "from_scaled"]
+__all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "decode", "encode", "find_scale", "from_scaled"]
 
 FORMAT_VERSION = "2"  # 1: every decimal INT64, trade_count INT64 (decoded alike)
 FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
@@ -59,31 +59,6 @@ _EXACT_LIMIT = float(2**53)
 _PROVIDER_TYPE = BAR_SCHEMA.field("provider").type
 _PROVIDER_KEY = "tickvault.provider"  # footer metadata: the provider of every row, when it is one
 _ROW_GROUP = 1 << 21  # one row group per file in practice: fewer, bigger reads
-
-
-def conform(table: pa.Table) -> pa.Table:
-    """Return ``table`` with exactly :data:`BAR_SCHEMA` (same names, cast types).
-
-    Raises
-    ------
-    SchemaError
-        If a column is missing, cannot be cast, or ``ts`` has nulls.
-    """
-    if not isinstance(table, pa.Table):
-        raise SchemaError(f"bars must be a pyarrow Table with BAR_SCHEMA, got {type(table).__name__}")
-    if table.schema.equals(BAR_SCHEMA):
-        out = table
-    else:
-        missing = [n for n in BAR_SCHEMA.names if n not in table.column_names]
-        if missing:
-            raise SchemaError(f"bars are missing column(s) {', '.join(missing)}")
-        try:
-            out = table.select(BAR_SCHEMA.names).cast(BAR_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
-            raise SchemaError(f"bars do not match BAR_SCHEMA: {exc}") from None
-    if out.column("ts").null_count:
-        raise SchemaError(f"{out.column('ts').null_count} row(s) have no timestamp")
-    return out
 
 
 def _pool_array(n: int, dtype: type[np.generic]) -> tuple[pa.Buffer, np.ndarray]:

@@ -33,10 +33,9 @@ from tickvault.model import (
     dedupe_last,
     validate_symbol,
 )
-from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key
+from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key, conform_table
 from tickvault.store.local import _ledger, _maintenance
 from tickvault.store.local._catalog import Catalog, Segment
-from tickvault.store.local._codec import conform
 from tickvault.store.local._compactor import Compactor, Todo
 from tickvault.store.local._core import Core, ManifestChange, lock_order
 from tickvault.store.local._fs import FileSystem
@@ -215,7 +214,7 @@ class LocalStore:
             nothing of the call is written.
         """
         self._open()
-        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform(table)))
+        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)))
                     for symbol, timeframe, table in items]
         receipts = [StoreReceipt() for _ in prepared]
         order: dict[SeriesKey, list[int]] = {}

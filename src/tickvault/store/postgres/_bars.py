@@ -49,7 +49,6 @@ from tickvault.store.postgres._codec import (
     NULLABLE,
     Column,
     concat,
-    conform,
     decode_arrays,
     direct_columns,
     encode_copy,
@@ -243,7 +242,7 @@ class Bars:
         ``write`` would.
         """
         receipts = [StoreReceipt() for _ in items]
-        batches = [(pos, dedupe_last(conform(item[3]))) for pos, item in enumerate(items)]
+        batches = [(pos, dedupe_last(item[3])) for pos, item in enumerate(items)]  # tables come conformed
         batches = [(pos, batch) for pos, batch in batches if batch.num_rows]
         if not batches:
             return receipts

@@ -33,7 +33,6 @@ __all__ = [
     "NULLABLE",
     "PG_EPOCH_US",
     "STAGE_COLUMNS",
-    "conform",
     "decode_arrays",
     "direct_columns",
     "encode_copy",
@@ -58,30 +57,6 @@ STAGE_COLUMNS = ("ts", *_FLOATS, "trade_count", "provider_id", "nulls")
 ARRAY_COLUMNS = STAGE_COLUMNS
 
 Column = tuple[str, np.ndarray]
-
-
-def conform(table: pa.Table) -> pa.Table:
-    """Return ``table`` with exactly :data:`BAR_SCHEMA` (same names, cast types).
-
-    Raises
-    ------
-    SchemaError
-        If it is not an Arrow table, a column is missing or cannot be cast, or ``ts`` has nulls.
-    """
-    if not isinstance(table, pa.Table):
-        raise SchemaError(f"bars must be a pyarrow Table with BAR_SCHEMA, got {type(table).__name__}")
-    out = table
-    if not table.schema.equals(BAR_SCHEMA):
-        missing = [n for n in BAR_SCHEMA.names if n not in table.column_names]
-        if missing:
-            raise SchemaError(f"bars are missing column(s) {', '.join(missing)}")
-        try:
-            out = table.select(BAR_SCHEMA.names).cast(BAR_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
-            raise SchemaError(f"bars do not match BAR_SCHEMA: {exc}") from None
-    if out.column("ts").null_count:
-        raise SchemaError(f"{out.column('ts').null_count} row(s) have no timestamp")
-    return out
 
 
 def provider_codes(table: pa.Table) -> tuple[list[str | None], np.ndarray]:

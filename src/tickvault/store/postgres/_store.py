@@ -29,11 +29,10 @@ from tickvault.model import (
     StoreReceipt,
     validate_symbol,
 )
-from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key
+from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key, conform_table
 from tickvault.store.postgres import _migrations
 from tickvault.store.postgres._bars import Bars
 from tickvault.store.postgres._catalog import Catalog
-from tickvault.store.postgres._codec import conform
 from tickvault.store.postgres._conn import Conn, Connections, translate_errors
 from tickvault.store.postgres._names import TIERS, Tier, tier_of, validate_schema_name
 from tickvault.store.postgres._partitions import Partitions
@@ -167,7 +166,7 @@ class PostgresStore:
         """Upsert ``table`` atomically and durably (see :mod:`._bars`)."""
         sym = validate_symbol(symbol)
         tier = self._tier(timeframe)
-        table = conform(table)
+        table = conform_table(table)
         if table.num_rows == 0:
             return StoreReceipt()
         with self._conn(symbol=sym, timeframe=timeframe) as conn:
@@ -186,7 +185,7 @@ class PostgresStore:
         prepared = []
         for symbol, timeframe, table in items:
             sym = validate_symbol(symbol)
-            prepared.append((sym, str(timeframe), self._tier(timeframe), conform(table)))
+            prepared.append((sym, str(timeframe), self._tier(timeframe), conform_table(table)))
         if all(t.num_rows == 0 for *_, t in prepared):
             return [StoreReceipt() for _ in prepared]
         with self._conn() as conn:
