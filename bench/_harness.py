@@ -108,15 +108,20 @@ class MemoryProbe:
         return max(0, peak - baseline)
 
 
-def _status_kib(key: str) -> int | None:
+def _proc_kib(path: str, key: str) -> int | None:
+    """The kB value of ``key`` in a /proc file such as /proc/self/status or /proc/meminfo."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(path) as fh:
             for line in fh:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def _status_kib(key: str) -> int | None:
+    return _proc_kib("/proc/self/status", key)
 
 
 def timed(fn: Callable[[], T], probe: MemoryProbe, full_gc: bool = False) -> tuple[T, float, int]:
@@ -248,14 +253,7 @@ def machine_info(workdir: Path) -> dict[str, Any]:
 
 
 def _meminfo_kib(key: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return _proc_kib("/proc/meminfo", key)
 
 
 def _fs_type(path: Path) -> str:
