@@ -234,31 +234,28 @@ _SYMBOLS: dict[str, str] = {}
 _TIMEFRAMES: dict[str, Timeframe] = {}
 
 
+def _remembered(memo: dict[str, T], value: str, parse: Callable[[str], T]) -> T:
+    """``parse(value)``, remembered in ``memo`` (cleared when it reaches ``_KNOWN_MAX``)."""
+    hit = memo.get(value)
+    if hit is None:
+        hit = parse(value)
+        if len(memo) >= _KNOWN_MAX:
+            memo.clear()
+        memo[value] = hit
+    return hit
+
+
 def known_symbol(symbol: object) -> str:
     """:func:`~tickvault.model.validate_symbol`, remembered for strings already seen."""
     if type(symbol) is str:
-        hit = _SYMBOLS.get(symbol)
-        if hit is not None:
-            return hit
-        valid = validate_symbol(symbol)
-        if len(_SYMBOLS) >= _KNOWN_MAX:
-            _SYMBOLS.clear()
-        _SYMBOLS[symbol] = valid
-        return valid
+        return _remembered(_SYMBOLS, symbol, validate_symbol)
     return validate_symbol(symbol)
 
 
 def known_timeframe(timeframe: str | Timeframe) -> Timeframe:
     """:meth:`~tickvault.model.Timeframe.parse`, remembered for strings already seen."""
     if type(timeframe) is str:
-        hit = _TIMEFRAMES.get(timeframe)
-        if hit is not None:
-            return hit
-        tf = Timeframe.parse(timeframe)
-        if len(_TIMEFRAMES) >= _KNOWN_MAX:
-            _TIMEFRAMES.clear()
-        _TIMEFRAMES[timeframe] = tf
-        return tf
+        return _remembered(_TIMEFRAMES, timeframe, Timeframe.parse)
     return Timeframe.parse(timeframe)
 
 
