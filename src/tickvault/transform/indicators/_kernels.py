@@ -12,6 +12,9 @@ windows (SMA, WMA, rolling max/min, window moments).
   split into chunks of at most ``_FIR_MAX`` lags whose outputs are added with their lag,
   so they stay exact too (no running sum, unlike TA-Lib).
 - Rolling max/min use a sparse table (``log2(k)`` vector passes).
+- A large universe is cut into contiguous row blocks that the compiled kernels (which release
+  the GIL) compute on every usable core at once (:func:`run_rows`); each row is computed by
+  the same code as on one thread, so the results are bit-identical.
 
 Layout: every kernel takes a 2-D float64 array ``(rows, bars)``: one row per symbol, time on
 the last axis. The numpy kernels need missing values (NaN/inf) replaced by 0 by the caller,
@@ -24,9 +27,14 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +50,7 @@ __all__ = [
     "prepare",
     "rolling_max",
     "rolling_min",
+    "run_rows",
     "weighted_window_sum",
     "window_sum",
 ]
@@ -176,10 +185,120 @@ def jit() -> ModuleType:
     return _jit
 
 
+# Below this many values a universe stays on the calling thread: handing blocks to other
+# threads costs ~0.1 ms, the compiled kernels take ~2 ns per value.
+_PARALLEL_MIN = 1 << 20
+# Blocks per thread: with the cores shared with other work, one late thread then delays the
+# call by a small block only (the others take over the remaining blocks).
+_BLOCKS_PER_THREAD = 4
+
+
+@cache
+def threads() -> int:
+    """Number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if count is not None:
+        return max(1, int(count() or 1))
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """Helper threads shared by every call (the calling thread is the last worker)."""
+    return ThreadPoolExecutor(max_workers=threads() - 1, thread_name_prefix="tickvault-indicators")
+
+
+def run_rows(kernel: Callable[..., None], inputs: Sequence[np.ndarray], params: Sequence[Any],
+             outputs: Sequence[FloatArray]) -> None:
+    """``kernel(*inputs, *params, *outputs)``, on every usable core for a large universe.
+
+    Parameters
+    ----------
+    kernel
+        A compiled row kernel of :mod:`._jit` (releases the GIL; row ``r`` of every output
+        depends on row ``r`` of the inputs only).
+    inputs
+        Arrays whose first axis is the row (values, per-row start indices).
+    params
+        Scalar parameters, passed as is.
+    outputs
+        ``(rows, bars)`` arrays written by the kernel.
+
+    Notes
+    -----
+    With at least 2 rows, ``_PARALLEL_MIN`` values and more than one usable CPU, the rows are
+    cut into contiguous blocks that the calling thread and a small shared pool of helper
+    threads take in turn, so the kernel and the first-touch page faults of fresh output
+    memory run on every core. Numba's own ``parallel=True`` is not used: its default
+    threading layer aborts the process when it is entered from several threads at once (a
+    web service computing indicators in its request threads). Each row goes through the same
+    compiled code either way, so the results are bit-identical to one thread's.
+    """
+    rows = int(outputs[0].shape[0])
+    workers = min(threads(), rows)
+    if workers < 2 or outputs[0].size < _PARALLEL_MIN:
+        kernel(*inputs, *params, *outputs)
+        return
+    count = min(rows, workers * _BLOCKS_PER_THREAD)
+    bounds = [rows * i // count for i in range(count + 1)]
+
+    def block(i: int) -> None:
+        a, b = bounds[i], bounds[i + 1]
+        kernel(*(x[a:b] for x in inputs), *params, *(y[a:b] for y in outputs))
+
+    _Blocks(count, block).run(workers - 1)
+
+
+class _Blocks:
+    """Blocks ``0 .. count-1`` of one call, taken in turn by the caller and helper threads.
+
+    The caller waits for the blocks, not for the helpers: a helper that starts late (the pool
+    busy with another call's blocks) finds nothing left to do, and the caller has not waited
+    for it.
+    """
+
+    def __init__(self, count: int, block: Callable[[int], None]) -> None:
+        self._count = count
+        self._block = block
+        self._next = 0
+        self._finished = 0
+        self._errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def run(self, helpers: int) -> None:
+        """Compute every block with up to ``helpers`` pool threads; re-raise a block's error."""
+        for _ in range(helpers):
+            _pool().submit(self._work)
+        self._work()
+        self._done.wait()
+        if self._errors:
+            raise self._errors[0]
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                i = self._next
+                self._next += 1
+            if i >= self._count:
+                return
+            try:
+                self._block(i)
+            except BaseException as exc:  # handed to the caller, which re-raises it
+                self._errors.append(exc)
+            finally:
+                with self._lock:
+                    self._finished += 1
+                    if self._finished == self._count:
+                        self._done.set()
+
+
 def prefix_sum(u: FloatArray) -> FloatArray:
     """Cumulative sum along the last axis (``u``: finite ``(rows, bars)`` float64)."""
     out = empty(u.shape)
-    jit().cumsum_rows(np.ascontiguousarray(u), out)
+    run_rows(jit().cumsum_rows, (np.ascontiguousarray(u),), (), (out,))
     return out
 
 

@@ -33,6 +33,7 @@ from tickvault.transform.indicators._kernels import (
     finish,
     jit,
     prepare,
+    run_rows,
     weighted_window_sum,
     window_sum,
 )
@@ -134,14 +135,14 @@ def _smooth(p: Prepared, n: int, alpha: float, seed: str) -> tuple[FloatArray, n
     s = p.first + n - 1 if seed == "sma" else p.first.copy()
     y = empty(p.values.shape)
     first = np.ascontiguousarray(p.first, dtype=np.int64)
-    jit().smooth_filled(np.ascontiguousarray(p.values), first, n, alpha, seed == "sma", y)
+    run_rows(jit().smooth_filled, (np.ascontiguousarray(p.values), first), (n, alpha, seed == "sma"), (y,))
     return y, s
 
 
 def _ema_core(x: object, n: int, alpha: float, seed: str) -> FloatArray:
     arr, squeeze = as_2d(x)
     out = empty(arr.shape)
-    jit().ema_rows(arr, n, alpha, seed == "sma", out)
+    run_rows(jit().ema_rows, (arr,), (n, alpha, seed == "sma"), (out,))
     return out[0] if squeeze else out
 
 

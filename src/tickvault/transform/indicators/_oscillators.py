@@ -25,6 +25,7 @@ from tickvault.transform.indicators._kernels import (
     prepare,
     rolling_max,
     rolling_min,
+    run_rows,
 )
 from tickvault.transform.indicators._ma import (
     EMAState,
@@ -113,7 +114,7 @@ def rsi(x: object, n: int = 14, *, seed: Seed = "sma") -> FloatArray:
     mode = _check_seed(seed)
     arr, squeeze = as_2d(x)
     out = empty(arr.shape)
-    jit().rsi_rows(arr, n, mode == "sma", out)
+    run_rows(jit().rsi_rows, (arr,), (n, mode == "sma"), (out,))
     return out[0] if squeeze else out
 
 
@@ -196,7 +197,7 @@ def macd(x: object, fast: int = 12, slow: int = 26, signal: int = 9, *, seed: Se
     mode = _check_seed(seed)
     arr, squeeze = as_2d(x)
     line, sig, hist = empty_many(3, arr.shape)
-    jit().macd_rows(arr, fast, slow, signal, mode == "sma", line, sig, hist)
+    run_rows(jit().macd_rows, (arr,), (fast, slow, signal, mode == "sma"), (line, sig, hist))
     if squeeze:
         return MACD(line[0], sig[0], hist[0])
     return MACD(line, sig, hist)

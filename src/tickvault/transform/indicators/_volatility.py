@@ -14,7 +14,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tickvault.transform.indicators._kernels import Prepared, as_2d, check_period, empty_many, finish, jit, prepare
+from tickvault.transform.indicators._kernels import (
+    Prepared,
+    as_2d,
+    check_period,
+    empty_many,
+    finish,
+    jit,
+    prepare,
+    run_rows,
+)
 from tickvault.transform.indicators._ma import EMAState, _smooth, _smooth_push, wilder_state
 from tickvault.transform.indicators._state import Window, as_row, out_value, window_from, window_push
 
@@ -172,7 +181,7 @@ def bbands(x: object, n: int = 20, k: float = 2.0) -> Bollinger:
     k = float(k)
     arr, squeeze = as_2d(x)
     out = empty_many(5, arr.shape)
-    jit().bbands_rows(arr, n, k, *out)
+    run_rows(jit().bbands_rows, (arr,), (n, k), out)
     if squeeze:
         return Bollinger(*(b[0] for b in out))
     return Bollinger(*out)

@@ -1,0 +1,134 @@
+"""A large universe is computed on several threads: results must not depend on it.
+
+:func:`tickvault.transform.indicators._kernels.run_rows` cuts the rows into blocks that the
+calling thread and a small pool compute with the same compiled kernels; these tests force
+that path on small inputs (and a thread count above this machine's) and compare with one
+thread bit for bit, on rows with ragged starts and gaps, and from several caller threads at
+once, as a web service's request threads would call it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tickvault.transform.indicators as ind
+from tickvault.transform.indicators import _kernels
+
+# Every indicator whose batch form goes through the row kernels (EMA/Wilder, RSI, MACD,
+# Bollinger; ATR and ADX through the smoothing kernel; OBV and VWAP through the running sum).
+CALLS: dict[str, Callable[[np.ndarray], Any]] = {
+    "ema": lambda x: ind.ema(x, 20),
+    "ema_first": lambda x: ind.ema(x, 20, seed="first"),
+    "wilder": lambda x: ind.wilder(x, 14),
+    "rsi": lambda x: ind.rsi(x, 14),
+    "rsi_first": lambda x: ind.rsi(x, 14, seed="first"),
+    "macd": lambda x: ind.macd(x, 12, 26, 9),
+    "bbands": lambda x: ind.bbands(x, 20, 2.0),
+    "bbands_short": lambda x: ind.bbands(x, 5, 2.0),
+    "atr": lambda x: ind.atr(x * 1.01, x * 0.99, x, 14),
+    "adx": lambda x: ind.adx(x * 1.01, x * 0.99, x, 14),
+    "obv": lambda x: ind.obv(x, np.abs(x)),
+    "vwap": lambda x: ind.vwap(x * 1.01, x * 0.99, x, np.abs(x), np.arange(x.shape[1]) // 100),
+}
+
+
+def _universe(rows: int = 23, bars: int = 700) -> np.ndarray:
+    rng = np.random.default_rng(11)
+    x = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-2, (rows, bars)), axis=1))
+    x[1, :40] = np.nan  # a later listing
+    x[4, 300] = np.nan  # a gap
+    x[5, 200:230] = np.inf
+    x[7] = np.nan  # never listed
+    x[9, 650:] = np.nan  # delisted
+    return x
+
+
+def _arrays(result: Any) -> list[np.ndarray]:
+    return [np.asarray(a) for a in result] if isinstance(result, tuple) else [np.asarray(result)]
+
+
+def _one_thread(monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> list[np.ndarray]:
+    with monkeypatch.context() as m:
+        m.setattr(_kernels, "threads", lambda: 1)
+        return _arrays(fn())
+
+
+def _threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_kernels, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(_kernels, "threads", lambda: 4)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_threaded_rows_are_bit_identical_to_one_thread(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    x = _universe()
+    want = _one_thread(monkeypatch, lambda: CALLS[name](x))
+    _threaded(monkeypatch)
+    got = _arrays(CALLS[name](x))
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)  # NaN == NaN here; values bit for bit
+
+
+def test_a_read_only_universe_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _universe()
+    x.setflags(write=False)
+    want = _one_thread(monkeypatch, lambda: ind.macd(x))
+    _threaded(monkeypatch)
+    for g, w in zip(_arrays(ind.macd(x)), want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_concurrent_callers_get_their_own_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many request threads computing at once share the helper pool; none may see another's rows.
+    inputs = [_universe(rows=10 + i, bars=400 + 10 * i) * (1.0 + i) for i in range(8)]
+    want = [_one_thread(monkeypatch, lambda x=x: ind.bbands(x, 20)) for x in inputs]
+    _threaded(monkeypatch)
+    with ThreadPoolExecutor(max_workers=8) as callers:
+        got = list(callers.map(lambda x: _arrays(ind.bbands(x, 20)), inputs * 3))
+    for i, result in enumerate(got):
+        for g, w in zip(result, want[i % len(inputs)], strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_an_error_in_a_block_reaches_the_caller_after_every_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    _threaded(monkeypatch)
+    done: list[int] = []
+
+    def kernel(x: np.ndarray, out: np.ndarray) -> None:
+        if x[0, 0] == 3.0:
+            raise ValueError("bad block")
+        out[:] = x
+        done.append(x.shape[0])
+
+    x = np.repeat(np.arange(12.0)[:, None], 5, axis=1)
+    out = np.zeros_like(x)
+    with pytest.raises(ValueError, match="bad block"):
+        _kernels.run_rows(kernel, (x,), (), (out,))
+    assert sum(done) == 12 - 1  # the other blocks were all written before the call returned
+    np.testing.assert_array_equal(np.delete(out, 3, axis=0), np.delete(x, 3, axis=0))
+
+
+def test_small_inputs_stay_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_kernels, "threads", lambda: 4)
+    seen: set[str] = set()
+
+    def kernel(x: np.ndarray, out: np.ndarray) -> None:
+        seen.add(threading.current_thread().name)
+        out[:] = x
+
+    one_row = np.ones((1, 2_000_000))
+    small = np.ones((8, 1000))
+    for x in (one_row, small):
+        _kernels.run_rows(kernel, (x,), (), (np.empty_like(x),))
+    assert seen == {threading.current_thread().name}
+
+
+def test_thread_count_follows_the_process_affinity() -> None:
+    assert 1 <= _kernels.threads() <= (os.cpu_count() or 1)
