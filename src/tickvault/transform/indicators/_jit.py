@@ -361,7 +361,9 @@ def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatA
     of the block's first window, so squares cannot overflow unless prices jump by ~1e150x
     within a block. The only sequential work is the two running
     sums; every other loop reads and writes distinct arrays, so the compiler vectorises it
-    (indexing with an offset, or updating an array in place, would keep it scalar).
+    (indexing with an offset, or updating an array in place, would keep it scalar), and the
+    five outputs come from one such pass (separate passes re-read the intermediate arrays,
+    which with the deviations and sums no longer fit in the L1 cache).
     """
     size = c - a
     lo_i = a - n + 1
@@ -376,8 +378,8 @@ def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatA
     s1 = sum1[:size]
     s2 = sum2[:size]
     xs = row[a:c]
+    ref = row[a]
     if n > _SMALL:
-        ref = row[a]
         win = row[lo_i:c]
         dv = dev[: size + n - 1]
         dv2 = dev2[: size + n - 1]
@@ -397,13 +399,6 @@ def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatA
             acc2 += dv2[j + n - 1] - dv2[j - 1]
             s1[j] = acc1
             s2[j] = acc2
-        ms = mid[a:c]
-        ps = pct[a:c]  # holds the band half-width until %b is computed
-        for j in range(size):
-            m = s1[j] * inv_n
-            ms[j] = ref + m * scale
-            var = s2[j] * inv_n - m * m
-            ps[j] = k * (math.sqrt(var if var > 0.0 else 0.0) * scale)
     else:  # centred on each bar's own value: a window of equal values has a std of exactly 0
         for j in range(size):
             r0 = row[a + j]
@@ -415,24 +410,26 @@ def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatA
                 acc2 += d * d
             s1[j] = acc1
             s2[j] = acc2
-        ms = mid[a:c]
-        ps = pct[a:c]
-        for j in range(size):
-            m = s1[j] * inv_n
-            ms[j] = xs[j] + m * scale
-            var = s2[j] * inv_n - m * m
-            ps[j] = k * (math.sqrt(var if var > 0.0 else 0.0) * scale)
+    own = n <= _SMALL
+    ms = mid[a:c]
     us = upp[a:c]
     ls = low[a:c]
+    ps = pct[a:c]
     ws = wid[a:c]
-    for j in range(size):
-        us[j] = ms[j] + ps[j]
-        ls[j] = ms[j] - ps[j]
-    for j in range(size):
-        span = us[j] - ls[j]
-        ps[j] = 0.5 if span == 0.0 else (xs[j] - ls[j]) / span
-    for j in range(size):
-        ws[j] = (us[j] - ls[j]) / ms[j] * 100.0
+    for j in range(size):  # one pass writes the five outputs (each array written once)
+        m = s1[j] * inv_n
+        centre = xs[j] if own else ref
+        mj = centre + m * scale
+        var = s2[j] * inv_n - m * m
+        half = k * (math.sqrt(var if var > 0.0 else 0.0) * scale)
+        u = mj + half
+        lw = mj - half
+        span = u - lw
+        ms[j] = mj
+        us[j] = u
+        ls[j] = lw
+        ps[j] = 0.5 if span == 0.0 else (xs[j] - lw) / span
+        ws[j] = span / mj * 100.0
 
 
 bbands_block = _compile(_bbands_block)
