@@ -389,8 +389,9 @@ def run_indicators(ctx: Context, opts: ExtraOptions) -> None:
         f"({SERIES_REPS.get(size, 30)} calls each); universe = {universe.shape[0]} x {universe.shape[1]:,} "
         f"stacked closes ({UNIVERSE_REPS.get(size, 3)} calls each; TA-Lib loops over the rows); outputs agree with "
         f"TA-Lib after bar {WARMUP} (|difference| ≤ 1e-9 × the largest price, RSI ≤ 1e-6) or the ratio is skipped; "
-        f"{rows:,} source rows; tickvault's indicators run as compiled single-pass kernels (numba, one thread; "
-        "compiled or loaded from numba's cache before timing)")
+        f"{rows:,} source rows; tickvault's indicators run as compiled single-pass kernels (numba; one series "
+        "on one thread, the universe in row blocks on every usable core; compiled or loaded from numba's cache "
+        "before timing)")
     for n, label in INDICATORS:
         maybe_profile(ctx, opts, f"{label} within 1.25× of TA-Lib",
                       f"indicators: {label}, tickvault, one series (50 calls)",
