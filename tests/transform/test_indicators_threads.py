@@ -132,3 +132,25 @@ def test_small_inputs_stay_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch
 
 def test_thread_count_follows_the_process_affinity() -> None:
     assert 1 <= _kernels.threads() <= (os.cpu_count() or 1)
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux only (madvise, /proc)")
+def test_prefault_maps_a_block_of_a_fresh_output_and_keeps_contents() -> None:
+    out = _kernels.empty((4, 1 << 19))  # 16 MiB: an anonymous mapping of its own
+    out[0, :10] = np.arange(10.0)
+    before = _rss()
+    _kernels._prefault(out[1:3, 5:])  # not page-aligned at either end
+    grown = _rss() - before
+    np.testing.assert_array_equal(out[0, :10], np.arange(10.0))
+    release = tuple(int(p) for p in os.uname().release.split(".")[:2] if p.isdigit())
+    if release < (5, 14):  # an older kernel ignores the advice: the writes fault the pages in
+        pytest.skip("MADV_POPULATE_WRITE needs Linux 5.14")
+    assert grown >= (8 << 20) - 2 * 4096  # rows 1-2 (8 MiB) are now resident
+    _kernels._prefault(out[1:3])  # again: nothing changes
+    out[1:3] = 1.0
+    assert float(out[1:3].sum()) == 2 * (1 << 19)
