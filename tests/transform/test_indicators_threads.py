@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -154,3 +155,35 @@ def test_prefault_maps_a_block_of_a_fresh_output_and_keeps_contents() -> None:
     _kernels._prefault(out[1:3])  # again: nothing changes
     out[1:3] = 1.0
     assert float(out[1:3].sum()) == 2 * (1 << 19)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_computes_with_its_own_helper_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pre-forking server forks after the parent used the pool: the child's copy of the pool
+    # has no threads, so it must start its own (else every block runs on the caller).
+    _threaded(monkeypatch)
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def kernel(x: np.ndarray, out: np.ndarray) -> None:
+        with lock:
+            seen.add(threading.current_thread().name)
+        threading.Event().wait(0.01)  # long enough for a helper to take a block
+        out[:] = x
+
+    x = np.ones((16, 10))
+    _kernels.run_rows(kernel, (x,), (), (np.empty_like(x),))  # the parent's pool exists now
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+ warns about forking a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: report whether a helper thread took a block, then leave at once
+        seen.clear()
+        _kernels.run_rows(kernel, (x,), (), (np.empty_like(x),))
+        os.write(write, b"1" if any(n.startswith("tickvault-indicators") for n in seen) else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"1"

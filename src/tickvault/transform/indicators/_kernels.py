@@ -246,6 +246,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads() - 1, thread_name_prefix="tickvault-indicators")
 
 
+if hasattr(os, "register_at_fork"):  # a forked child (a pre-forking server) starts its own helpers
+    os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def run_rows(kernel: Callable[..., None], inputs: Sequence[np.ndarray], params: Sequence[Any],
              outputs: Sequence[FloatArray]) -> None:
     """``kernel(*inputs, *params, *outputs)``, on every usable core for a large universe.
