@@ -34,6 +34,7 @@ def _blocks_constructor() -> Any:
 _FROM_BLOCKS = _blocks_constructor()
 _CATEGORIES: dict[tuple[Any, ...], pd.CategoricalDtype] = {}  # small dictionaries seen (provider names)
 _CATEGORIES_MAX = 256
+_TZ_DTYPES: dict[Any, pd.DatetimeTZDtype] = {}  # per Arrow timestamp type (pyarrow builds a new one each time)
 
 
 def _categorical(col: pa.ChunkedArray[Any]) -> Any:
@@ -142,8 +143,10 @@ def _fast_frame(table: pa.Table) -> pd.DataFrame | None:
     parts = [chunk.view(pa.int64()).to_numpy() for chunk in ts.chunks]
     # Epoch integers as a tz-aware array (pyarrow's own route): no copy, no localisation
     # pass; DatetimeIndex(M8 values, dtype=...) read them as wall times and copied them.
-    values = pd.array(parts[0] if len(parts) == 1 else np.concatenate(parts),
-                      dtype=cast(pd.DatetimeTZDtype, ts_type.to_pandas_dtype()), copy=False)
+    tz_dtype = _TZ_DTYPES.get(ts_type)
+    if tz_dtype is None:
+        tz_dtype = _TZ_DTYPES.setdefault(ts_type, cast(pd.DatetimeTZDtype, ts_type.to_pandas_dtype()))
+    values = pd.array(parts[0] if len(parts) == 1 else np.concatenate(parts), dtype=tz_dtype, copy=False)
     index = pd.DatetimeIndex(values, name="ts", copy=False)
     frame: pd.DataFrame = _FROM_BLOCKS(blocks, index=index, columns=pd.Index(cols))
     return frame
