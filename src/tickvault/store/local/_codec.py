@@ -73,7 +73,7 @@ def from_scaled(ints: np.ndarray, scale: int) -> tuple[pa.Buffer, np.ndarray]:
 
     ``float(int) / 10**scale``, each step correctly rounded: the integers are converted to
     the nearest doubles (exact: they are below 2**53), then divided in place. Two simple
-    passes cost ~7% less of a decode than one mixed-type ``np.divide(ints, ...)``, which
+    passes cost 3-7% less of a decode than one mixed-type ``np.divide(ints, ...)``, which
     numpy runs through a casting buffer. Returns the Arrow buffer and a numpy view of it.
     """
     buf, floats = _pool_array(ints.size, np.float64)
