@@ -386,7 +386,7 @@ def test_a_constant_provider_is_kept_in_the_footer_not_in_statistics() -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(-(2**53) + 1, 2**53 - 1), min_size=1, max_size=300), st.integers(0, 9))
 def test_from_scaled_is_the_two_step_expression(ints: list[int], scale: int) -> None:
-    """The fused divide equals float(int) then / 10**k, the expression the encoder checks."""
+    """from_scaled equals float(int) then / 10**k, the expression the encoder checks."""
     arr = np.array(ints, dtype=np.int64)
     _, got = from_scaled(arr, scale)
     want = arr.astype(np.float64) / 10.0**scale if scale else arr.astype(np.float64)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tickvault.errors import SchemaError
 from tickvault.model import BAR_SCHEMA, conform_bars
 from tickvault.store.base import conform_table as conform
-from tickvault.store.local import LocalStore
+from tickvault.store.local import LocalStore, _codec
 from tickvault.store.local._codec import decode, encode, find_scale
 from tickvault.store.local._layout import period_bounds, period_labels
 from tickvault.testing.conformance import assert_bars_equal, make_bars
@@ -176,3 +176,48 @@ def test_period_partitions_match_the_calendar(ts: list[int], timeframe: str) -> 
         assert hi is not None
         assert lo <= values[a]
         assert values[b - 1] < hi
+
+
+@pytest.mark.parametrize("idle", [True, False])
+def test_big_decodes_use_threads_only_while_a_cpu_is_idle(monkeypatch: pytest.MonkeyPatch, idle: bool) -> None:
+    """Arrow's threads (a free CPU) or not (a busy machine): the same table, bit for bit."""
+    n = _codec._THREADS_MIN_ROWS
+    rng = np.random.default_rng(3)
+    close = np.round(100 + rng.normal(0, 0.1, n).cumsum(), 2)
+    table = make_bars([1_704_067_200_000_000 + i * MINUTE_US for i in range(n)], vwap=True, trade_count=True)
+    table = table.set_column(BAR_SCHEMA.get_field_index("close"), "close", pa.array(close, pa.float64()))
+    data = encode(table)
+    md = pq.read_metadata(pa.BufferReader(data))
+    seen: list[bool] = []
+    monkeypatch.setattr(_codec, "_idle_cpu", lambda: seen.append(idle) or idle)
+    monkeypatch.setattr(_codec, "_CPUS", 2)
+    read = pq.ParquetFile.read
+    threads: list[bool] = []
+
+    def spy(self: pq.ParquetFile, *args: object, use_threads: bool = True, **kwargs: object) -> pa.Table:
+        threads.append(use_threads)
+        return read(self, *args, use_threads=use_threads, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pq.ParquetFile, "read", spy)
+    assert_bars_equal(decode(pa.BufferReader(data), md), table)
+    assert seen == [idle]
+    assert threads == [idle]
+    threads.clear()
+    small = encode(table.slice(0, n - 1))  # below the threshold: one thread, no look at the CPUs
+    assert_bars_equal(decode(pa.BufferReader(small), pq.read_metadata(pa.BufferReader(small))), table.slice(0, n - 1))
+    assert seen == [idle]
+    assert threads == [False]
+
+
+def test_idle_cpu_reads_the_run_queue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(_codec, "_LOADAVG", str(loadavg))
+    monkeypatch.setattr(_codec, "_CPUS", 2)
+    for line, idle in (("0.50 0.40 0.30 1/180 4242\n", True), ("6.90 5.94 4.76 2/203 30412\n", False),
+                       ("7.0 7.0 7.0 9/203 1\n", False)):
+        loadavg.write_text(line)
+        assert _codec._idle_cpu() is idle
+    loadavg.write_text("garbage\n")
+    assert _codec._idle_cpu() is False
+    loadavg.unlink()
+    assert _codec._idle_cpu() is False  # no /proc (not Linux): one thread

@@ -104,6 +104,19 @@ def test_store_read_frame_is_pyarrow_frame_and_writable(tmp_path: Path) -> None:
         _same(to_format(again, "pandas"), table)
 
 
+def test_ts_index_wraps_the_arrow_buffer() -> None:
+    """The UTC index of a one-chunk ``ts`` is the table's buffer itself (no copy), read-only."""
+    ts = np.arange(1000, dtype=np.int64) * 60_000_000 + 1_700_000_000_000_000
+    table = pa.table({"ts": pa.array(ts, pa.timestamp("us", tz="UTC")), "close": np.linspace(1.0, 2.0, 1000)})
+    frame = indexed_frame(table)
+    _same(frame, table)
+    stored = np.frombuffer(table.column("ts").chunk(0).buffers()[1], dtype=np.int64)
+    assert np.shares_memory(frame.index.asi8, stored)
+    assert not frame.index.asi8.flags.writeable
+    frame.iloc[0, 0] = -1.0  # the value block is the frame's own
+    assert table.column("close")[0].as_py() == 1.0
+
+
 @pytest.mark.parametrize("index", [True, False])
 def test_to_format_without_ts_or_index(index: bool) -> None:
     table = pa.table({"symbol": ["A", "B"], "close": [1.0, 2.0]})

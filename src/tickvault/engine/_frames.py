@@ -34,6 +34,7 @@ def _blocks_constructor() -> Any:
 _FROM_BLOCKS = _blocks_constructor()
 _CATEGORIES: dict[tuple[Any, ...], pd.CategoricalDtype] = {}  # small dictionaries seen (provider names)
 _CATEGORIES_MAX = 256
+_TZ_DTYPES: dict[Any, pd.DatetimeTZDtype] = {}  # per Arrow timestamp type (pyarrow builds a new one each time)
 
 
 def _categorical(col: pa.ChunkedArray[Any]) -> Any:
@@ -112,8 +113,7 @@ def _fast_frame(table: pa.Table) -> pd.DataFrame | None:
         return None
     ts_type = schema.field("ts").type
     ts = table.column("ts")
-    # UTC only: the index is built from the stored instants read as wall times, which
-    # are the same instants in UTC alone (bars are always UTC).
+    # UTC only (bars are always UTC): other zones go through pyarrow.
     if not (pa.types.is_timestamp(ts_type) and ts_type.tz == "UTC") or ts.null_count:
         return None
     cols = [c for c in names if c != "ts"]
@@ -141,8 +141,13 @@ def _fast_frame(table: pa.Table) -> pd.DataFrame | None:
         if pa.types.is_dictionary(schema.field(name).type):
             blocks.append((_categorical(table.column(name)), np.array([i], dtype=np.intp)))
     parts = [chunk.view(pa.int64()).to_numpy() for chunk in ts.chunks]
-    raw = (parts[0] if len(parts) == 1 else np.concatenate(parts)).view(f"M8[{ts_type.unit}]")
-    index = pd.DatetimeIndex(raw, dtype=cast(pd.DatetimeTZDtype, ts_type.to_pandas_dtype()), name="ts")
+    # Epoch integers as a tz-aware array (pyarrow's own route): no copy, no localisation
+    # pass; DatetimeIndex(M8 values, dtype=...) read them as wall times and copied them.
+    tz_dtype = _TZ_DTYPES.get(ts_type)
+    if tz_dtype is None:
+        tz_dtype = _TZ_DTYPES.setdefault(ts_type, cast(pd.DatetimeTZDtype, ts_type.to_pandas_dtype()))
+    values = pd.array(parts[0] if len(parts) == 1 else np.concatenate(parts), dtype=tz_dtype, copy=False)
+    index = pd.DatetimeIndex(values, name="ts", copy=False)
     frame: pd.DataFrame = _FROM_BLOCKS(blocks, index=index, columns=pd.Index(cols))
     return frame
 
