@@ -213,6 +213,7 @@ def test_idle_cpu_reads_the_run_queue(monkeypatch: pytest.MonkeyPatch, tmp_path:
     loadavg = tmp_path / "loadavg"
     monkeypatch.setattr(_codec, "_LOADAVG", str(loadavg))
     monkeypatch.setattr(_codec, "_CPUS", 2)
+    monkeypatch.setattr(_codec, "_USABLE_CPUS", 2)
     for line, idle in (("0.50 0.40 0.30 1/180 4242\n", True), ("6.90 5.94 4.76 2/203 30412\n", False),
                        ("7.0 7.0 7.0 9/203 1\n", False)):
         loadavg.write_text(line)
@@ -221,3 +222,6 @@ def test_idle_cpu_reads_the_run_queue(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert _codec._idle_cpu() is False
     loadavg.unlink()
     assert _codec._idle_cpu() is False  # no /proc (not Linux): one thread
+    loadavg.write_text("0.50 0.40 0.30 1/180 4242\n")
+    monkeypatch.setattr(_codec, "_USABLE_CPUS", 1)
+    assert _codec._idle_cpu() is False  # pinned to one CPU: threads cannot help

@@ -61,7 +61,17 @@ _PROVIDER_TYPE = BAR_SCHEMA.field("provider").type
 _PROVIDER_KEY = "tickvault.provider"  # footer metadata: the provider of every row, when it is one
 _ROW_GROUP = 1 << 21  # one row group per file in practice: fewer, bigger reads
 _THREADS_MIN_ROWS = 1 << 16  # decodes this big may use Arrow's threads (see _idle_cpu)
-_CPUS = os.cpu_count() or 1
+_CPUS = os.cpu_count() or 1  # the run queue counts the whole machine's CPUs
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return _CPUS
+
+
+_USABLE_CPUS = _usable_cpus()  # a process pinned to one CPU gains nothing from threads
 _LOADAVG = "/proc/loadavg"
 
 
@@ -72,8 +82,11 @@ def _idle_cpu() -> bool:
     ``False``. Arrow's per-column threads cut a symbol-year's Parquet decoding from ~2.0
     to ~1.2 ms when a second CPU is free, but on a loaded machine each hand-over to the
     pool waits for a time slice: the median decode went from 2.0 to 4.5 ms at load 7 on
-    2 CPUs. So the threads are used only while a CPU is idle.
+    2 CPUs. So the threads are used only while a CPU is idle, and never by a process
+    allowed on a single CPU.
     """
+    if _USABLE_CPUS < 2:
+        return False
     try:
         with open(_LOADAVG, "rb") as fh:
             running = int(fh.read().split()[3].split(b"/")[0])
