@@ -250,6 +250,7 @@ class LocalStore:
             jobs: list[tuple[SeriesKey, pa.Table, int]] = []
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
+            deltas: set[SeriesKey] = set()  # series with rows already: small files are deltas
             for key in keys:
                 idxs = order[key]
                 spans = [ts_array(prepared[i][1]) for i in idxs]
@@ -276,10 +277,12 @@ class LocalStore:
                     continue
                 jobs.append((key, parts[0] if len(parts) == 1 else _upsert(*parts), series.next_seq))
                 changes[key] = ManifestChange(series, [], [], series.rows + new_rows, True)
+                if series.rows:
+                    deltas.add(key)
             if not changes:
                 return {}
             core.session.ensure()
-            published = publish_many(core.layout, core.fs, jobs)
+            published = publish_many(core.layout, core.fs, jobs, deltas=deltas)
             for pub in published:
                 changes[pub.key].add.append(pub.segment)
             crowded = core.commit_many(list(changes.values()))
