@@ -41,7 +41,10 @@ def ts_array(table: pa.Table) -> np.ndarray:
     col = table.column("ts")
     if col.num_chunks == 1:
         return np.asarray(col.chunk(0).view(pa.int64()).to_numpy(zero_copy_only=False))  # type: ignore[attr-defined]
-    return np.asarray(col.cast(pa.int64()).to_numpy())
+    if col.num_chunks == 0:
+        return np.zeros(0, dtype=np.int64)
+    # Views of each chunk, one copy: a cast of the chunked column costs ~5x more.
+    return np.concatenate([np.asarray(c.view(pa.int64()).to_numpy(zero_copy_only=False)) for c in col.chunks])
 
 
 def slice_range(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:

@@ -251,12 +251,15 @@ class LocalStore:
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
             deltas: set[SeriesKey] = set()  # series with rows already: small files are deltas
+            times = {key: [ts_array(prepared[i][1]) for i in order[key]] for key in keys}
+            bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
+                      for key, spans in times.items()}
+            listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
             for key in keys:
                 idxs = order[key]
-                spans = [ts_array(prepared[i][1]) for i in idxs]
-                lo, hi = min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1
-                series, segs = core.listing(key, lo, hi)
-                assert series is not None
+                spans = times[key]
+                lo, hi = bounds[key]
+                series, segs = listings[key]
                 reading.append(key)
                 current = slice_range(merge_segments(self._load_listed(key, segs)), lo, hi) if segs else _EMPTY
                 parts: list[pa.Table] = []

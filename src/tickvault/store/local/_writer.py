@@ -180,16 +180,20 @@ def diff(batch: pa.Table, stored: pa.Table) -> Diff:
     n_found = int(ib.size)
     if n_found == 0:
         return Diff(None, n, 0, 0)
-    same = np.ones(n_found, dtype=bool)
+    # Column by column, only the rows still equal so far are compared: a revision that
+    # changes a price in every row is settled by the first column.
+    pos: np.ndarray | None = None  # positions in (ia, ib) still equal; None: all of them
     for name in batch.column_names[1:]:
-        eq = _same(batch.column(name), stored.column(name), ia, ib)
+        sub_a = ia if pos is None else (pos if ia is None else ia[pos])
+        eq = _same(batch.column(name), stored.column(name), sub_a, ib if pos is None else ib[pos])
         if eq is not None:
-            same &= eq
-    n_same = int(same.sum())
-    if n_same == 0:
-        return Diff(None, n - n_found, n_found, 0)
+            pos = np.flatnonzero(eq) if pos is None else pos[eq]
+            if pos.size == 0:
+                return Diff(None, n - n_found, n_found, 0)
+    n_same = n_found if pos is None else int(pos.size)
     unchanged = np.zeros(n, dtype=bool)
-    unchanged[(np.arange(n) if ia is None else ia)[same]] = True
+    rows = np.arange(n) if ia is None else ia
+    unchanged[rows if pos is None else rows[pos]] = True
     return Diff(~unchanged, n - n_found, n_found - n_same, n_same)
 
 
