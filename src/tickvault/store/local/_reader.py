@@ -194,7 +194,9 @@ class SegmentReader:
         return md
 
     def _remember(self, path: str, table: pa.Table) -> None:
-        size = table.nbytes
+        # The memory the entry keeps alive (whole buffers, also under a slice); ~100x
+        # cheaper than ``nbytes``, which walks the referenced ranges of every array.
+        size = table.get_total_buffer_size()
         if size > self._budget // 4:
             return
         with self._lock:
@@ -204,7 +206,7 @@ class SegmentReader:
             self._used += size
             while self._used > self._budget and self._tables:
                 _, old = self._tables.popitem(last=False)
-                self._used -= old.nbytes
+                self._used -= old.get_total_buffer_size()
 
     def keep_written(self, path: str, table: pa.Table) -> None:
         """Cache a file this process just published, as the rows it was encoded from.
@@ -222,7 +224,7 @@ class SegmentReader:
             for p in paths:
                 old = self._tables.pop(p, None)
                 if old is not None:
-                    self._used -= old.nbytes
+                    self._used -= old.get_total_buffer_size()
                 self._footers.pop(p, None)
 
     def check(self, seg: Segment) -> str | None:
