@@ -1,7 +1,7 @@
 """``LocalStore``: the embedded :class:`~tickvault.store.base.BarStore` (one folder, no server).
 
-Bars live in Parquet files partitioned by timeframe / symbol / period, written once and
-never modified; a SQLite catalog lists which files make up each series. A write
+Bars live in Parquet files (small deltas: Arrow IPC files) partitioned by timeframe /
+symbol / period, written once and never modified; a SQLite catalog lists which files make up each series. A write
 publishes new files for the new and changed rows only, then commits their manifest rows
 in one transaction: that commit is the instant the write becomes visible and durable.
 Small appends therefore create small delta files, which are merged once a partition
@@ -198,6 +198,9 @@ class LocalStore:
         compacted after the commit: on the background thread (default; the call does not
         wait for it), or by this call once its locks are released. Either way a series
         another writer holds then is skipped, and a later write hands it over again.
+        Small files (at most 2,048 rows) to series that already hold rows are Arrow IPC
+        deltas, and a call of many files is made durable by one ``syncfs`` when the
+        machine has little dirty data (see ``docs/store.md``).
 
         Returns
         -------
@@ -489,7 +492,7 @@ class LocalStore:
             self._compactor.drain()
 
     def compact(self, symbol: str | None = None, timeframe: str | None = None) -> int:
-        """Merge every partition to a single file; return how many series changed.
+        """Merge every partition to a single Parquet file; return how many series changed.
 
         Crash-safe: the merged file is published before the manifest swap, and the old
         files are deleted only after it. Readers in other processes keep working.
@@ -530,11 +533,12 @@ class LocalStore:
         return int(data) + extra
 
     def files(self, symbol: str, timeframe: str) -> list[Path]:
-        """The published Parquet files of a series, in publication order.
+        """The published files of a series, in publication order.
 
-        After :meth:`compact` each period partition has exactly one file, so external
-        engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it, use this
-        list and let later files win for duplicated ``ts``.
+        Parquet files, and Arrow IPC files (``.arrow``) for small deltas not yet compacted.
+        After :meth:`compact` each period partition has exactly one Parquet file, so
+        external engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it,
+        use this list and let later files win for duplicated ``ts``.
         """
         key = self._key(symbol, timeframe)
         return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1]]
