@@ -217,7 +217,8 @@ class LocalStore:
             nothing of the call is written.
         """
         self._open()
-        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)))
+        # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
+        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)).combine_chunks())
                     for symbol, timeframe, table in items]
         receipts = [StoreReceipt() for _ in prepared]
         order: dict[SeriesKey, list[int]] = {}

@@ -276,8 +276,10 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
 
     def stage(i: int) -> tuple[Path, NewSegment]:
         key, label, seq, rel, part, lo, hi = plan[i]
-        meta = {"symbol": key.symbol, "timeframe": key.timeframe}
-        data = encode_delta(part, metadata=meta) if is_delta(rel) else encode(part, metadata=meta)
+        if is_delta(rel):
+            data = encode_delta(part)
+        else:
+            data = encode(part, metadata={"symbol": key.symbol, "timeframe": key.timeframe})
         tmp = finals[i].with_name(f".{finals[i].name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
         fs.write_new(tmp, memoryview(data))
         if not batch_sync:
