@@ -1,12 +1,13 @@
 """``LocalStore``: the embedded :class:`~tickvault.store.base.BarStore` (one folder, no server).
 
-Bars live in Parquet files (small deltas: Arrow IPC files) partitioned by timeframe /
-symbol / period, written once and never modified; a SQLite catalog lists which files make up each series. A write
+Bars live in Parquet files partitioned by timeframe / symbol / period, written once and
+never modified; a SQLite catalog lists which files make up each series. A write
 publishes new files for the new and changed rows only, then commits their manifest rows
 in one transaction: that commit is the instant the write becomes visible and durable.
-Small appends therefore create small delta files, which are merged once a partition
-crosses the compaction threshold (on a background thread by default, so no write waits
-for it) or by :meth:`LocalStore.compact`, so reads stay a few files per partition.
+Small appends therefore create small delta files (Arrow IPC: no Parquet encoding), which
+are merged into Parquet once a partition crosses the compaction threshold (on a
+background thread by default, so no write waits for it) or by
+:meth:`LocalStore.compact`, so reads stay a few files per partition.
 :meth:`LocalStore.write_many` writes many series in one commit, paying a write's fixed
 costs once per call.
 See ``docs/store.md`` for the layout, the file format and the crash-safety argument.
