@@ -27,6 +27,7 @@ import pyarrow as pa
 from tickvault.errors import CorruptData, StorageError
 from tickvault.model import BAR_SCHEMA
 from tickvault.store.local._catalog import Catalog, NewSegment, Segment, SeriesRow
+from tickvault.store.local._delta import is_delta
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey
 from tickvault.store.local._locks import SeriesLock
@@ -246,7 +247,7 @@ class Core:
                 for label in sorted(by_period):
                     group = by_period[label]
                     if full:
-                        pick = group if len(group) > 1 else None
+                        pick = group if len(group) > 1 or is_delta(group[0].path) else None
                     else:
                         pick = compaction_plan(group, self.compact_threshold)
                     if pick:
@@ -289,7 +290,10 @@ class Core:
             if periods is None or s.period in periods:
                 by_period.setdefault(s.period, []).append(s)
         for group in by_period.values():
-            chosen = (group if len(group) > 1 else None) if full else compaction_plan(group, self.compact_threshold)
+            if full:  # one Parquet file per partition, also where the only file is a delta
+                chosen = group if len(group) > 1 or is_delta(group[0].path) else None
+            else:
+                chosen = compaction_plan(group, self.compact_threshold)
             if chosen:
                 series = self.compact_files(key, series, chosen)
                 done = True

@@ -7,6 +7,15 @@ these steps is one method of :class:`FileSystem`, so the crash tests can substit
 subclass that fails at any chosen step or simulates a power loss that drops whatever was
 not yet synced. Nothing else in the store touches the file system for writing.
 
+Publishing many small files at once can instead make them all durable with one
+``syncfs(2)`` of their file system (:meth:`FileSystem.sync_all`): write every temp file,
+rename each to its final name, then one call flushes every file's data and every folder
+entry, where per-file ``fsync`` costs two journal commits per file (~0.7 s for 500 files
+on this VM even overlapped on 8 threads, against ~15 ms). ``syncfs`` also flushes what
+other processes left dirty on that file system, so it is used only while the machine's
+dirty page cache is small (:data:`SYNCFS_MAX_DIRTY`), and only on Linux >= 5.8, where it
+reports write-back errors.
+
 ``durable=False`` skips the ``fsync`` calls: data then survives a crash of the process
 (the kernel keeps its page cache) but not a power loss. It exists for bulk loads and tests
 that accept that trade-off; the default is durable.
@@ -14,17 +23,59 @@ that accept that trade-off; the default is durable.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import platform
+import re
 import secrets
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
 
-__all__ = ["TEMP_SUFFIX", "FileSystem"]
+__all__ = ["SYNCFS_MAX_DIRTY", "TEMP_SUFFIX", "FileSystem", "dirty_bytes"]
 
 TEMP_SUFFIX = ".tmp"
+#: ``sync_all`` is used only while the machine holds at most this much dirty or
+#: in-flight page cache (``Dirty`` + ``Writeback`` in /proc/meminfo): it bounds how much
+#: of other processes' data one ``syncfs`` may have to wait for (~30 ms for 64 MiB on this
+#: VM's disk, against ~0.7 s for the per-file fsyncs of a 500-file call).
+SYNCFS_MAX_DIRTY = 64 * 2**20
+
+
+@cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, where it exists and reports write-back errors (Linux >= 5.8)."""
+    if sys.platform != "linux":
+        return None
+    version = re.match(r"(\d+)\.(\d+)", platform.release())
+    if version is None or (int(version[1]), int(version[2])) < (5, 8):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+def dirty_bytes() -> int | None:
+    """The machine's dirty plus under-write-back page cache in bytes (``None``: unknown)."""
+    total = 0
+    seen = 0
+    try:
+        with open("/proc/meminfo", "rb") as fh:
+            for line in fh:
+                if line.startswith((b"Dirty:", b"Writeback:")):
+                    total += int(line.split()[1]) * 1024
+                    seen += 1
+    except (OSError, ValueError, IndexError):
+        return None
+    return total if seen == 2 else None
 
 
 class FileSystem:
@@ -115,6 +166,48 @@ class FileSystem:
                 raise
         finally:
             os.close(fd)
+
+    def can_sync_all(self) -> bool:
+        """Whether :meth:`sync_all` is available and cheap right now (see the module docstring).
+
+        A subclass that models durability by overriding ``fsync_file`` or ``fsync_dir``
+        (fault injection) gets ``False`` unless it overrides :meth:`sync_all` too, so its
+        model never misses a sync.
+        """
+        cls = type(self)
+        if not self.durable or _syncfs() is None:
+            return False
+        if cls.sync_all is FileSystem.sync_all and (cls.fsync_file is not FileSystem.fsync_file
+                                                    or cls.fsync_dir is not FileSystem.fsync_dir):
+            return False
+        dirty = dirty_bytes()
+        return dirty is not None and dirty <= SYNCFS_MAX_DIRTY
+
+    def sync_all(self, paths: Iterable[Path]) -> None:
+        """Flush every file system holding one of ``paths`` (folders) with ``syncfs(2)``.
+
+        When it returns, the data of every file written there and every folder entry
+        created or renamed there is durable, as if each file and folder had been
+        ``fsync``'d. Only call it when :meth:`can_sync_all` said so.
+
+        Raises
+        ------
+        OSError
+            If the kernel reports a write-back error on one of those file systems.
+        """
+        fn = _syncfs()
+        assert fn is not None
+        devices: dict[int, Path] = {}
+        for path in paths:
+            devices.setdefault(os.stat(path).st_dev, path)
+        for path in devices.values():
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                if fn(fd) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err), str(path))
+            finally:
+                os.close(fd)
 
     def unlink(self, path: Path) -> None:
         """Remove a file; a file already gone is not an error."""

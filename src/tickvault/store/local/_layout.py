@@ -4,7 +4,7 @@
 
     <root>/
       catalog.sqlite                       manifest, coverage, catalog (SQLite, WAL)
-      bars/tf=<tf>/symbol=<sym>/period=<p>/<seq>-<token>.parquet
+      bars/tf=<tf>/symbol=<sym>/period=<p>/<seq>-<token>.parquet (or .arrow: a small delta)
       locks/tf=<tf>/symbol=<sym>.lock      one flock file per series (writers only)
       sessions/<pid>-<token>.session       one per live writer process (crash detection)
       damaged/<stamp>-<file>.parquet       files set aside by verify()
@@ -160,6 +160,6 @@ class Layout:
         return self.root.joinpath(*rel.split("/"))
 
     @staticmethod
-    def segment_rel(key: SeriesKey, period: str, seq: int, token: str) -> str:
-        """Root-relative path of a new segment file."""
-        return f"{key.rel_dir}/period={period}/{seq:012d}-{token}.parquet"
+    def segment_rel(key: SeriesKey, period: str, seq: int, token: str, suffix: str = ".parquet") -> str:
+        """Root-relative path of a new segment file (``suffix``: ``.arrow`` for a delta)."""
+        return f"{key.rel_dir}/period={period}/{seq:012d}-{token}{suffix}"

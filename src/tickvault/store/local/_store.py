@@ -4,9 +4,10 @@ Bars live in Parquet files partitioned by timeframe / symbol / period, written o
 never modified; a SQLite catalog lists which files make up each series. A write
 publishes new files for the new and changed rows only, then commits their manifest rows
 in one transaction: that commit is the instant the write becomes visible and durable.
-Small appends therefore create small delta files, which are merged once a partition
-crosses the compaction threshold (on a background thread by default, so no write waits
-for it) or by :meth:`LocalStore.compact`, so reads stay a few files per partition.
+Small appends therefore create small delta files (Arrow IPC: no Parquet encoding), which
+are merged into Parquet once a partition crosses the compaction threshold (on a
+background thread by default, so no write waits for it) or by
+:meth:`LocalStore.compact`, so reads stay a few files per partition.
 :meth:`LocalStore.write_many` writes many series in one commit, paying a write's fixed
 costs once per call.
 See ``docs/store.md`` for the layout, the file format and the crash-safety argument.
@@ -198,6 +199,9 @@ class LocalStore:
         compacted after the commit: on the background thread (default; the call does not
         wait for it), or by this call once its locks are released. Either way a series
         another writer holds then is skipped, and a later write hands it over again.
+        Small files (at most 2,048 rows) to series that already hold rows are Arrow IPC
+        deltas, and a call of many files is made durable by one ``syncfs`` when the
+        machine has little dirty data (see ``docs/store.md``).
 
         Returns
         -------
@@ -214,7 +218,8 @@ class LocalStore:
             nothing of the call is written.
         """
         self._open()
-        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)))
+        # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
+        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)).combine_chunks())
                     for symbol, timeframe, table in items]
         receipts = [StoreReceipt() for _ in prepared]
         order: dict[SeriesKey, list[int]] = {}
@@ -250,12 +255,16 @@ class LocalStore:
             jobs: list[tuple[SeriesKey, pa.Table, int]] = []
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
+            deltas: set[SeriesKey] = set()  # series with rows already: small files are deltas
+            times = {key: [ts_array(prepared[i][1]) for i in order[key]] for key in keys}
+            bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
+                      for key, spans in times.items()}
+            listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
             for key in keys:
                 idxs = order[key]
-                spans = [ts_array(prepared[i][1]) for i in idxs]
-                lo, hi = min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1
-                series, segs = core.listing(key, lo, hi)
-                assert series is not None
+                spans = times[key]
+                lo, hi = bounds[key]
+                series, segs = listings[key]
                 reading.append(key)
                 current = slice_range(merge_segments(self._load_listed(key, segs)), lo, hi) if segs else _EMPTY
                 parts: list[pa.Table] = []
@@ -276,10 +285,12 @@ class LocalStore:
                     continue
                 jobs.append((key, parts[0] if len(parts) == 1 else _upsert(*parts), series.next_seq))
                 changes[key] = ManifestChange(series, [], [], series.rows + new_rows, True)
+                if series.rows:
+                    deltas.add(key)
             if not changes:
                 return {}
             core.session.ensure()
-            published = publish_many(core.layout, core.fs, jobs)
+            published = publish_many(core.layout, core.fs, jobs, deltas=deltas)
             for pub in published:
                 changes[pub.key].add.append(pub.segment)
             crowded = core.commit_many(list(changes.values()))
@@ -483,7 +494,7 @@ class LocalStore:
             self._compactor.drain()
 
     def compact(self, symbol: str | None = None, timeframe: str | None = None) -> int:
-        """Merge every partition to a single file; return how many series changed.
+        """Merge every partition to a single Parquet file; return how many series changed.
 
         Crash-safe: the merged file is published before the manifest swap, and the old
         files are deleted only after it. Readers in other processes keep working.
@@ -524,11 +535,12 @@ class LocalStore:
         return int(data) + extra
 
     def files(self, symbol: str, timeframe: str) -> list[Path]:
-        """The published Parquet files of a series, in publication order.
+        """The published files of a series, in publication order.
 
-        After :meth:`compact` each period partition has exactly one file, so external
-        engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it, use this
-        list and let later files win for duplicated ``ts``.
+        Parquet files, and Arrow IPC files (``.arrow``) for small deltas not yet compacted.
+        After :meth:`compact` each period partition has exactly one Parquet file, so
+        external engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it,
+        use this list and let later files win for duplicated ``ts``.
         """
         key = self._key(symbol, timeframe)
         return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1]]

@@ -15,7 +15,7 @@ import os
 import secrets
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +26,12 @@ import pyarrow as pa
 
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._codec import encode
+from tickvault.store.local._delta import DELTA_MAX_ROWS, DELTA_SUFFIX, encode_delta, is_delta
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
 from tickvault.store.local._reader import ts_array
 
-__all__ = ["Diff", "Published", "diff", "publish_many", "publish_rows", "run_parallel"]
+__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "publish_many", "publish_rows", "run_parallel"]
 
 _T = TypeVar("_T")
 _pool: ThreadPoolExecutor | None = None
@@ -44,6 +45,10 @@ PARALLEL_MIN_ROWS = 20_000
 # file system's journal commits (measured on ext4: 8 threads sync 200 small files ~3x
 # faster than one), so there are more workers than cores.
 _WORKERS = 8
+# A call publishing at least this many files makes them durable with one syncfs when it
+# can (see FileSystem.can_sync_all); below it, per-file fsyncs cost little and never wait
+# for other processes' dirty data.
+SYNC_ALL_MIN_FILES = 8
 
 
 def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROWS * 2, *,
@@ -175,16 +180,20 @@ def diff(batch: pa.Table, stored: pa.Table) -> Diff:
     n_found = int(ib.size)
     if n_found == 0:
         return Diff(None, n, 0, 0)
-    same = np.ones(n_found, dtype=bool)
+    # Column by column, only the rows still equal so far are compared: a revision that
+    # changes a price in every row is settled by the first column.
+    pos: np.ndarray | None = None  # positions in (ia, ib) still equal; None: all of them
     for name in batch.column_names[1:]:
-        eq = _same(batch.column(name), stored.column(name), ia, ib)
+        sub_a = ia if pos is None else (pos if ia is None else ia[pos])
+        eq = _same(batch.column(name), stored.column(name), sub_a, ib if pos is None else ib[pos])
         if eq is not None:
-            same &= eq
-    n_same = int(same.sum())
-    if n_same == 0:
-        return Diff(None, n - n_found, n_found, 0)
+            pos = np.flatnonzero(eq) if pos is None else pos[eq]
+            if pos.size == 0:
+                return Diff(None, n - n_found, n_found, 0)
+    n_same = n_found if pos is None else int(pos.size)
     unchanged = np.zeros(n, dtype=bool)
-    unchanged[(np.arange(n) if ia is None else ia)[same]] = True
+    rows = np.arange(n) if ia is None else ia
+    unchanged[rows if pos is None else rows[pos]] = True
     return Diff(~unchanged, n - n_found, n_found - n_same, n_same)
 
 
@@ -225,16 +234,22 @@ def _stage_chunk(stage: Callable[[int], _T], indices: range) -> list[_T]:
     return [stage(i) for i in indices]
 
 
-def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey, pa.Table, int]]) -> list[Published]:
+def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey, pa.Table, int]], *,
+                 deltas: Collection[SeriesKey] = ()) -> list[Published]:
     """Write each job's rows (sorted, unique) as one new file per period partition.
 
-    ``jobs`` are ``(series, rows, first_seq)``. The files of all jobs are published
-    together, so the fixed costs are paid once per call, not per file: new folders are
-    created (and their parents synced) once; every file is encoded, written under a temp
-    name and fsync'd (on the shared thread pool, so encodings run on several cores and
-    fsyncs overlap); then every temp file is renamed to its final name and each folder
-    that gained a file is fsync'd once. When this returns every file is durable under its
-    final name, and none is visible until the caller commits the manifest rows.
+    ``jobs`` are ``(series, rows, first_seq)``. A file of a series in ``deltas`` with at
+    most :data:`DELTA_MAX_ROWS` rows is an Arrow IPC delta (see ``_delta``), every other
+    file Parquet. The files of all jobs are published together, so the fixed costs are
+    paid once per call, not per file: new folders are created (and their parents synced)
+    once; every file is encoded and written under a temp name (Parquet encodings on the
+    shared thread pool when they are big enough to pay for it), then renamed to its final
+    name. Durability is then one ``syncfs`` of the store's file system when the call
+    publishes many files and the machine has little other dirty data
+    (:meth:`FileSystem.can_sync_all`); otherwise each file is fsync'd before its rename
+    (on the pool, so fsyncs overlap) and each folder that gained a file once after the
+    renames. When this returns every file is durable under its final name, and none is
+    visible until the caller commits the manifest rows.
 
     A fault-injecting :class:`FileSystem` subclass gets the same steps one file at a time
     in job order, so its trace of steps is deterministic.
@@ -245,9 +260,11 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
             continue
         ts = ts_array(rows)
         labels, starts = period_labels(key.timeframe, ts)
+        small = key in deltas
         for i, label in enumerate(labels):
             a, b = int(starts[i]), int(starts[i + 1])
-            rel = Layout.segment_rel(key, label, first_seq + i, secrets.token_hex(4))
+            suffix = DELTA_SUFFIX if small and b - a <= DELTA_MAX_ROWS else ".parquet"
+            rel = Layout.segment_rel(key, label, first_seq + i, secrets.token_hex(4), suffix)
             plan.append((key, label, first_seq + i, rel, rows.slice(a, b - a), int(ts[a]), int(ts[b - 1])))
     if not plan:
         return []
@@ -255,27 +272,37 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
     folders = list(dict.fromkeys(f.parent for f in finals))
     fs.ensure_dirs(folders)
     concurrent = type(fs) is FileSystem
+    batch_sync = fs.durable and len(plan) >= SYNC_ALL_MIN_FILES and fs.can_sync_all()
 
     def stage(i: int) -> tuple[Path, NewSegment]:
         key, label, seq, rel, part, lo, hi = plan[i]
-        data = encode(part, metadata={"symbol": key.symbol, "timeframe": key.timeframe})
+        if is_delta(rel):
+            data = encode_delta(part)
+        else:
+            data = encode(part, metadata={"symbol": key.symbol, "timeframe": key.timeframe})
         tmp = finals[i].with_name(f".{finals[i].name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
         fs.write_new(tmp, memoryview(data))
-        fs.fsync_file(tmp)
+        if not batch_sync:
+            fs.fsync_file(tmp)
         return tmp, NewSegment(label, seq, rel, part.num_rows, lo, hi, data.size, zlib.crc32(memoryview(data)))
 
-    if concurrent:
+    # Threads pay off for Parquet encodings (they release the GIL) and overlapping fsyncs,
+    # not for writing deltas (microseconds each).
+    encoded_rows = sum(p[4].num_rows for p in plan if not is_delta(p[3]))
+    if concurrent and (encoded_rows >= PARALLEL_MIN_ROWS or (fs.durable and not batch_sync)):
         # Few tasks of many files each (file i in task i % n): a thread hand-off per small
         # file would cost about as much as encoding it.
         n = min(len(plan), _WORKERS * 2)
         chunks = run_parallel([functools.partial(_stage_chunk, stage, range(k, len(plan), n)) for k in range(n)],
-                              sum(p[4].num_rows for p in plan), force=fs.durable)
+                              force=True)
         staged: list[tuple[Path, NewSegment]] = [chunks[i % n][i // n] for i in range(len(plan))]
     else:
         staged = [stage(i) for i in range(len(plan))]
     for (tmp, _), final in zip(staged, finals, strict=True):
         fs.rename(tmp, final)
-    if concurrent:
+    if batch_sync:
+        fs.sync_all(folders)
+    elif concurrent:
         run_parallel([functools.partial(fs.fsync_dir, d) for d in folders], force=fs.durable)
     else:
         for d in folders:
