@@ -130,7 +130,7 @@ def test_a_backfill_of_many_series_builds_new_partitions_in_bulk(store: Postgres
     original = Partitions.bulk_load
 
     def spy(self: Partitions, conn: Any, period: Any, groups: Any) -> bool:
-        loads.append((period.table, sum(int(g[0][1].size) for g in groups)))
+        loads.append((period.table, sum(int(g.count) for g in groups)))
         return original(self, conn, period, groups)
 
     monkeypatch.setattr(Partitions, "bulk_load", spy)

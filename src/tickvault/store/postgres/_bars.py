@@ -48,10 +48,12 @@ from tickvault.store.postgres._codec import (
     ARRAY_COLUMNS,
     NULLABLE,
     Column,
+    CopyRows,
     concat,
+    copy_rows,
     decode_arrays,
     direct_columns,
-    encode_copy,
+    direct_layout,
     provider_codes,
     read_columns_sql,
     stage_columns,
@@ -147,27 +149,42 @@ class _Item:
     keep: np.ndarray  # rows not yet written (a bulk load clears its slice)
     new: int = 0
     changed: int = 0
-    _direct: dict[tuple[int, int], list[Column] | None] = field(default_factory=dict)
+    _layouts: dict[tuple[int, int], tuple[str, ...] | None] = field(default_factory=dict)
 
-    def direct(self, a: int, b: int) -> list[Column] | None:
-        """The direct COPY layout of rows ``a:b`` (cached), ``None`` if partly NULL."""
-        if (a, b) not in self._direct:
-            self._direct[(a, b)] = direct_columns(self.batch.slice(a, b - a), self.sid, self.provider_ids[a:b])
-        return self._direct[(a, b)]
+    def layout(self, a: int, b: int) -> tuple[str, ...] | None:
+        """The direct COPY columns of rows ``a:b`` (cached), ``None`` if one is partly NULL."""
+        if (a, b) not in self._layouts:
+            self._layouts[(a, b)] = direct_layout(self.batch.slice(a, b - a), self.provider_ids[a:b])
+        return self._layouts[(a, b)]
+
+    def columns(self, a: int, b: int) -> list[Column]:
+        """The direct COPY columns of rows ``a:b`` (whose :meth:`layout` is not ``None``)."""
+        cols = direct_columns(self.batch.slice(a, b - a), self.sid, self.provider_ids[a:b], self.layout(a, b))
+        if cols is None:
+            raise ValueError("a partly-NULL slice cannot be copied directly")  # a bug: callers check layout()
+        return cols
 
 
-def _same_layout(batches: Sequence[list[Column]]) -> list[list[Column]]:
-    """Concatenate column batches with the same column list: one COPY per layout."""
-    by_names: dict[tuple[str, ...], list[list[Column]]] = {}
-    for cols in batches:
-        by_names.setdefault(tuple(name for name, _ in cols), []).append(cols)
-    out = []
-    for names, group in by_names.items():
-        if len(group) == 1:
-            out.append(group[0])
-        else:
-            out.append([(name, np.concatenate([g[k][1] for g in group])) for k, name in enumerate(names)])
-    return out
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The maximal ``(start, stop)`` runs of True in a boolean mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2], strict=True)]
+
+
+def _copy_groups(pieces: Sequence[tuple[_Item, int, int]]) -> list[CopyRows]:
+    """Row slices with a direct layout, as one COPY per layout (pieces keep their order).
+
+    The columns of each slice are built only when its COPY reaches it: nothing is
+    concatenated, and the server starts inserting as soon as the first chunk is ready.
+    """
+    by_layout: dict[tuple[str, ...], list[tuple[_Item, int, int]]] = {}
+    for it, a, b in pieces:
+        names = it.layout(a, b)
+        if names is None:
+            raise ValueError("a partly-NULL slice cannot be copied directly")  # a bug: callers check layout()
+        by_layout.setdefault(names, []).append((it, a, b))
+    return [CopyRows(names, sum(b - a for _, a, b in group), (it.columns(a, b) for it, a, b in group))
+            for names, group in by_layout.items()]
 
 
 def _merge_many_sql(schema: str, tier: Tier) -> sql.Composed:
@@ -311,7 +328,7 @@ class Bars:
                     candidates.setdefault(period, []).append((it, a, b))
         bulk = {p: slices for p, slices in candidates.items()
                 if sum(b - a for _, a, b in slices) >= BULK_MIN_ROWS
-                and all(it.direct(a, b) is not None for it, a, b in slices)}
+                and all(it.layout(a, b) is not None for it, a, b in slices)}
         self.partitions.ensure(conn, sorted(wanted - set(bulk)))
         return bulk
 
@@ -347,28 +364,25 @@ class Bars:
                 continue
             assert self.partitions is not None
             slices = sorted(slices, key=lambda s: s[0].sid)  # presorted keys make the index build cheap
-            groups = _same_layout([c for it, a, b in slices if (c := it.direct(a, b)) is not None])
-            if self.partitions.bulk_load(conn, period, groups):
+            if self.partitions.bulk_load(conn, period, _copy_groups(slices)):
                 for it, a, b in slices:
                     it.keep[a:b] = False
                     it.new += b - a
                 built.append(period)
-        direct: list[list[Column]] = []
+        direct: list[tuple[_Item, int, int]] = []
         merges: list[tuple[_Item, np.ndarray]] = []
         for it, (lo, hi) in zip(items, spans, strict=True):
             inside = np.zeros_like(it.keep) if lo is None else it.keep & (it.ts >= int(lo)) & (it.ts <= int(hi))
-            outside = it.keep & ~inside
-            if outside.any():
-                cols = direct_columns(it.batch.filter(pa.array(outside)), it.sid, it.provider_ids[outside])
-                if cols is None:  # a partly-NULL column: everything goes through the merge
-                    inside = it.keep
+            for a, b in _runs(it.keep & ~inside):
+                if it.layout(a, b) is None:  # a partly-NULL column: these rows go through the merge
+                    inside[a:b] = True
                 else:
-                    direct.append(cols)
-                    it.new += int(outside.sum())
+                    direct.append((it, a, b))
+                    it.new += b - a
             if inside.any():
                 merges.append((it, inside))
-        for cols in _same_layout(direct):
-            self._copy(conn, target, cols)
+        for rows in _copy_groups(direct):
+            copy_rows(conn, target, rows)
         if len(merges) == 1:  # one series: its key range bounds the statement tightly
             it, inside = merges[0]
             n_new, n_changed = self._merge_batch(conn, tier, it.batch.filter(pa.array(inside)),
@@ -399,13 +413,6 @@ class Bars:
         ).format(self._s), (time.time_ns() // 1000, sids, [acc[i][0] for i in sids], [acc[i][1] for i in sids],
                             [acc[i][2] for i in sids]))
 
-    @staticmethod
-    def _copy(conn: Conn, target: sql.Composable, columns: list[Column]) -> None:
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-                target, _ids(*(name for name, _ in columns)))) as copy:
-            for chunk in encode_copy(columns):
-                copy.write(chunk)
-
     def _merge_batch(self, conn: Conn, tier: Tier, batch: pa.Table, provider_ids: np.ndarray, sid: int,
                      ts: np.ndarray, staged: list[bool]) -> tuple[int, int]:
         """Stage ``batch`` (sorted timestamps ``ts``) and merge it; return (new, changed).
@@ -427,7 +434,7 @@ class Bars:
             b = min(batch.num_rows, a + MERGE_CHUNK)
             if a or staged[0]:
                 conn.execute(sql.SQL("TRUNCATE {}").format(stage))
-            self._copy(conn, stage, stage_columns(batch.slice(a, b - a), provider_ids[a:b]))
+            copy_rows(conn, stage, CopyRows.of(stage_columns(batch.slice(a, b - a), provider_ids[a:b])))
             bounds = {"sid": sid, "lo": us_to_datetime(int(ts[a])), "hi": us_to_datetime(int(ts[b - 1]))}
             row = conn.execute(self._merge[tier.name], bounds).fetchone()
             if row is not None:
@@ -452,7 +459,7 @@ class Bars:
         for it, inside in merges:
             cols = stage_columns(it.batch.filter(pa.array(inside)), it.provider_ids[inside])
             parts.append([("series_id", np.full(int(inside.sum()), it.sid, dtype=np.int32)), *cols])
-        (columns,) = _same_layout(parts)
+        columns = [(name, np.concatenate([p[k][1] for p in parts])) for k, (name, _) in enumerate(parts[0])]
         ts = np.concatenate([it.ts[inside] for it, inside in merges])
         by_sid = {it.sid: it for it, _ in merges}
         total = ts.size
@@ -460,7 +467,7 @@ class Bars:
             b = min(total, a + MERGE_CHUNK)
             if a or staged[1]:
                 conn.execute(sql.SQL("TRUNCATE {}").format(stage))
-            self._copy(conn, stage, [(name, values[a:b]) for name, values in columns])
+            copy_rows(conn, stage, CopyRows.of([(name, values[a:b]) for name, values in columns]))
             staged[1] = True
             bounds = {"lo": us_to_datetime(int(ts[a:b].min())), "hi": us_to_datetime(int(ts[a:b].max())),
                       "sids": sorted({int(x) for x in np.unique(columns[0][1][a:b])})}

@@ -3,7 +3,10 @@
 Writes use binary ``COPY``: a 19-byte header, then per row a 16-bit field count and, per
 field, a 32-bit length and the value in network byte order, then a 16-bit ``-1``. When
 every field of a row is fixed-width and not NULL, all rows have the same size and a
-whole batch is one numpy structured array with big-endian fields: no per-row Python.
+chunk of rows is one numpy structured array with big-endian fields: no per-row Python.
+A :class:`CopyRows` names the columns and hands over its rows in parts (one per series
+slice) that are built only when the stream reaches them, so the first bytes leave at
+once and a large load never holds more than one chunk and one part in memory.
 Two layouts use this:
 
 - *direct*: the bars table's own columns, for batches whose nullable columns are each
@@ -19,11 +22,14 @@ bits, so every value (NaN, -0.0, infinities, subnormals) round-trips exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
+from psycopg import sql
 
 from tickvault.errors import SchemaError
 from tickvault.model import BAR_SCHEMA
@@ -31,10 +37,14 @@ from tickvault.model import BAR_SCHEMA
 __all__ = [
     "ARRAY_COLUMNS",
     "NULLABLE",
+    "CopyRows",
     "PG_EPOCH_US",
     "STAGE_COLUMNS",
+    "concat",
+    "copy_rows",
     "decode_arrays",
     "direct_columns",
+    "direct_layout",
     "encode_copy",
     "provider_codes",
     "stage_columns",
@@ -44,7 +54,7 @@ __all__ = [
 PG_EPOCH_US = 946_684_800_000_000
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
-_CHUNK_ROWS = 1 << 17  # ~13 MB of wire data per write() call: bounded memory, few calls
+_CHUNK_ROWS = 1 << 14  # ~1.3 MB of wire data per write(): cache-sized, encoded while the socket still feeds the server
 
 #: Columns whose NULLs travel in the ``nulls`` bit mask, in bit order.
 NULLABLE = ("open", "high", "low", "close", "volume", "vwap", "trade_count")
@@ -57,6 +67,24 @@ STAGE_COLUMNS = ("ts", *_FLOATS, "trade_count", "provider_id", "nulls")
 ARRAY_COLUMNS = STAGE_COLUMNS
 
 Column = tuple[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CopyRows:
+    """The rows of one binary ``COPY``: column names, row count, and the rows in parts.
+
+    Each part is a column list with exactly ``names`` (NULL-free, fixed-width); parts
+    are consumed once, in order, and may be produced lazily (a generator).
+    """
+
+    names: tuple[str, ...]
+    count: int
+    parts: Iterable[Sequence[Column]]
+
+    @classmethod
+    def of(cls, columns: Sequence[Column]) -> CopyRows:
+        """Rows held in one list of columns."""
+        return cls(tuple(name for name, _ in columns), int(columns[0][1].size) if columns else 0, [columns])
 
 
 def provider_codes(table: pa.Table) -> tuple[list[str | None], np.ndarray]:
@@ -106,49 +134,97 @@ def stage_columns(table: pa.Table, provider_ids: np.ndarray) -> list[Column]:
     return [*cols, ("provider_id", provider_ids), ("nulls", nulls)]
 
 
-def direct_columns(table: pa.Table, series_id: int, provider_ids: np.ndarray) -> list[Column] | None:
-    """The bars-table layout, or ``None`` when some column is only partly NULL."""
+def direct_layout(table: pa.Table, provider_ids: np.ndarray) -> tuple[str, ...] | None:
+    """The bars-table columns a direct COPY of ``table`` carries, ``None`` if one is partly NULL.
+
+    Columns that are NULL in every row are left out (the table's default, NULL, fills
+    them). Only NULL counts are looked at: no values are touched.
+    """
     n = table.num_rows
-    cols: list[Column] = [("series_id", np.full(n, series_id, dtype=np.int32))]
-    missing = provider_ids < 0
-    if missing.all():
-        pass
-    elif missing.any():
+    names = ["series_id"]
+    missing = int(np.count_nonzero(provider_ids < 0))
+    if 0 < missing < n:
         return None
-    else:
-        cols.append(("provider_id", provider_ids))
-    cols.append(("ts", _pg_ts(table)))
+    if not missing:
+        names.append("provider_id")
+    names.append("ts")
     for name in NULLABLE:
-        col = table.column(name)
-        if col.null_count == n:
+        nulls = table.column(name).null_count
+        if nulls == n:
             continue
-        if col.null_count:
+        if nulls:
             return None
-        cols.append((name, _values(table, name)[0]))
+        names.append(name)
+    return tuple(names)
+
+
+def direct_columns(table: pa.Table, series_id: int, provider_ids: np.ndarray,
+                   layout: Sequence[str] | None = None) -> list[Column] | None:
+    """The bars-table layout (see :func:`direct_layout`, or ``layout`` if known), or ``None``."""
+    names = direct_layout(table, provider_ids) if layout is None else layout
+    if names is None:
+        return None
+    n = table.num_rows
+    cols: list[Column] = []
+    for name in names:
+        if name == "series_id":
+            cols.append((name, np.full(n, series_id, dtype=np.int32)))
+        elif name == "provider_id":
+            cols.append((name, provider_ids))
+        elif name == "ts":
+            cols.append((name, _pg_ts(table)))
+        else:
+            cols.append((name, _values(table, name)[0]))
     return cols
 
 
-def encode_copy(columns: Sequence[Column]) -> Iterator[bytes]:
-    """Yield the binary COPY stream (header, rows, trailer) of NULL-free fixed-width columns.
+def encode_copy(rows: CopyRows) -> Iterator[memoryview | bytes]:
+    """Yield the binary COPY stream (header, rows, trailer) of ``rows``.
 
-    Rows are encoded one chunk at a time, so the server is already inserting the first
-    chunk while the next one is being built.
+    Rows are encoded one chunk at a time, each part as the stream reaches it, so the
+    server is already inserting the first chunk while the next one is being built.
+    A yielded chunk is a view of a reused buffer: it is valid until the next one is
+    requested (write it before asking for more).
+
+    Raises
+    ------
+    ValueError
+        If a part's columns differ from ``rows.names`` (a bug in the caller).
     """
-    n = columns[0][1].size if columns else 0
-    dtype = np.dtype([("nfields", ">i2")] + [x for name, _ in columns
+    dtype = np.dtype([("nfields", ">i2")] + [x for name in rows.names
                                               for x in ((f"len_{name}", ">i4"), (name, _WIRE[name]))])
     yield _SIGNATURE
-    rows = np.empty(min(n, _CHUNK_ROWS), dtype=dtype)
-    rows["nfields"] = len(columns)
-    for name, _ in columns:
-        rows[f"len_{name}"] = np.dtype(_WIRE[name]).itemsize
-    for start in range(0, n, _CHUNK_ROWS):
-        stop = min(n, start + _CHUNK_ROWS)
-        chunk = rows[: stop - start]
-        for name, values in columns:
-            chunk[name] = values[start:stop]
-        yield chunk.tobytes()
+    buf = np.empty(max(1, min(rows.count, _CHUNK_ROWS)), dtype=dtype)
+    buf["nfields"] = len(rows.names)
+    for name in rows.names:
+        buf[f"len_{name}"] = np.dtype(_WIRE[name]).itemsize
+    fill = 0
+    for part in rows.parts:
+        if tuple(name for name, _ in part) != rows.names:
+            raise ValueError(f"COPY part with columns {[n for n, _ in part]}, expected {list(rows.names)}")
+        n = int(part[0][1].size) if part else 0
+        done = 0
+        while done < n:
+            take = min(n - done, buf.size - fill)
+            for name, values in part:
+                buf[name][fill:fill + take] = values[done:done + take]
+            fill += take
+            done += take
+            if fill == buf.size:
+                yield buf.view(np.uint8).data
+                fill = 0
+    if fill:
+        yield buf[:fill].view(np.uint8).data
     yield _TRAILER
+
+
+def copy_rows(conn: psycopg.Connection[Any], target: sql.Composable, rows: CopyRows) -> None:
+    """Binary-COPY ``rows`` into ``target`` (a table identifier) on ``conn``."""
+    names = sql.SQL(", ").join(sql.Identifier(name) for name in rows.names)
+    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+            target, names)) as copy:
+        for chunk in encode_copy(rows):
+            copy.write(chunk)
 
 
 def read_columns_sql(alias: str) -> list[str]:

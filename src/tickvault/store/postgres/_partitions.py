@@ -6,15 +6,17 @@ in it would block that). Before a batch is written, the partitions it needs must
 
 - :meth:`Partitions.ensure_ahead` creates the coming months at open, so live appends
   never pay for it;
-- :meth:`Partitions.ensure` creates missing ones on demand, each as a plain table then
-  *attached*, in a short transaction of its own. ``ATTACH PARTITION`` takes only a SHARE
-  UPDATE EXCLUSIVE lock on the parent, which readers and writers do not conflict with
-  (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE and stall every reader);
+- :meth:`Partitions.ensure` creates missing ones on demand, each as a plain table with a
+  BRIN on time (appended rows arrive in time order) then *attached*, in a short
+  transaction of its own. ``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE lock
+  on the parent, which readers and writers do not conflict with (``CREATE TABLE ...
+  PARTITION OF`` would take ACCESS EXCLUSIVE and stall every reader);
 - :meth:`Partitions.bulk_load` builds a missing partition *inside* the caller's write
   transaction when the batch brings many rows for it (a history backfill): plain COPY
-  into an index-less table, primary key and BRIN built afterwards by sorting (far cheaper
-  than maintaining a B-tree row by row), then ATTACH. The table is invisible to everyone
-  until the transaction commits, and vanishes with it on rollback or crash.
+  into an index-less table, primary key built afterwards by sorting (far cheaper than
+  maintaining a B-tree row by row), no BRIN (rows sorted by series leave it nothing to
+  prune), then ATTACH. The table is invisible to everyone until the transaction commits,
+  and vanishes with it on rollback or crash.
 
 Partition names come from :class:`~._names.Period` (allow-listed table + digits). Each
 period has its own advisory lock, so two processes never create the same partition.
@@ -32,7 +34,7 @@ import psycopg
 from psycopg import sql
 
 from tickvault.errors import InvalidInput
-from tickvault.store.postgres._codec import Column, encode_copy
+from tickvault.store.postgres._codec import CopyRows, copy_rows
 from tickvault.store.postgres._conn import session_lock
 from tickvault.store.postgres._names import TIERS, Period, Tier, period_of
 
@@ -41,7 +43,6 @@ __all__ = ["Partitions", "split_by_period"]
 Conn = psycopg.Connection[tuple[Any, ...]]
 _MIN_US = -62_135_596_800_000_000  # 0001-01-01 UTC
 _MAX_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 UTC
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _BOUNDS = "tickvault_bulk_bounds"
 #: maintenance_work_mem for building a bulk-loaded partition's indexes (set for the transaction).
 BULK_SORT_MEM = "256MB"
@@ -65,14 +66,16 @@ def split_by_period(tier: Tier, ts_us: np.ndarray) -> list[tuple[Period, int, in
     lo, hi = int(ts_us[0]), int(ts_us[-1])
     if lo < _MIN_US or hi > _MAX_US:
         raise InvalidInput("bar timestamps must lie in years 1-9999 to be stored in PostgreSQL")
-    months = np.unique(ts_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64))
-    absolute = months + 1970 * 12  # datetime64[M] counts from 1970-01; Period from year 0
-    starts = np.unique(absolute - absolute % tier.months_per_partition)
-    periods = [Period(tier.name, int(m)) for m in starts.tolist()]
-    edges = [int((dt.datetime(p.start.year, p.start.month, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(
-        microseconds=1)) for p in periods[1:]]
-    cuts = [0, *np.searchsorted(ts_us, np.asarray(edges, dtype=np.int64), side="left").tolist(), int(ts_us.size)]
-    return [(p, int(cuts[i]), int(cuts[i + 1])) for i, p in enumerate(periods)]
+    # Month numbers counted from year 0 (as Period counts them) of the first and last bar;
+    # datetime64[M] counts from 1970-01. Sorted input: only the period edges are searched.
+    first, last = (np.asarray([lo, hi], dtype="datetime64[us]").astype("datetime64[M]").astype(np.int64)
+                   + 1970 * 12).tolist()
+    step = tier.months_per_partition
+    starts = np.arange(first - first % step, last + 1, step, dtype=np.int64)
+    edges = (starts[1:] - 1970 * 12).astype("datetime64[M]").astype("datetime64[us]").astype(np.int64)
+    cuts = [0, *np.searchsorted(ts_us, edges, side="left").tolist(), int(ts_us.size)]
+    return [(Period(tier.name, int(m)), cuts[i], cuts[i + 1]) for i, m in enumerate(starts.tolist())
+            if cuts[i + 1] > cuts[i]]
 
 
 class Partitions:
@@ -161,16 +164,19 @@ class Partitions:
                 return False  # another process made it
             conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
                 period.ident(self.schema), period.tier.ident(self.schema)))
+            # Appended rows arrive in time order: here a BRIN on time prunes (see _migrations._v4).
+            conn.execute(sql.SQL("CREATE INDEX ON {} USING brin (ts)").format(period.ident(self.schema)))
             self._attach(conn, period)
         return True
 
-    def bulk_load(self, conn: Conn, period: Period, groups: Sequence[Sequence[Column]]) -> bool:
+    def bulk_load(self, conn: Conn, period: Period, groups: Sequence[CopyRows]) -> bool:
         """In the caller's transaction, create ``period`` holding exactly the rows of ``groups``.
 
         Each group is one column layout (one ``COPY``); together they must hold each key
-        at most once. Returns ``False`` (and does nothing) when the partition exists after
-        all: the caller then writes those rows the ordinary way. Call :meth:`mark_known`
-        after the transaction commits.
+        at most once (rows in key order make the index build cheapest). Returns ``False``
+        (and does nothing, leaving ``groups`` unread) when the partition exists after all:
+        the caller then writes those rows the ordinary way. Call :meth:`mark_known` after
+        the transaction commits.
         """
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_name(period),))
         if self._exists(conn, period):
@@ -186,17 +192,13 @@ class Partitions:
             child, sql.Identifier(_BOUNDS), sql.Literal(f"{period.start.isoformat()} 00:00:00+00"),
             sql.SQL("") if end is None else sql.SQL(" AND ts < {}").format(
                 sql.Literal(f"{end.isoformat()} 00:00:00+00"))))
-        for columns in groups:
-            names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
-            with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-                    child, names)) as copy:
-                for chunk in encode_copy(columns):
-                    copy.write(chunk)
+        for rows in groups:
+            copy_rows(conn, child, rows)
         # The sort behind the index build gets the same memory as the merge's hash joins.
         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_SORT_MEM,))
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (series_id, ts)").format(child))
-        conn.execute(sql.SQL("CREATE INDEX ON {} USING brin (ts)").format(child))
-        # ATTACH adopts the two indexes as the partitions of the parent's indexes.
+        # No BRIN on time: rows sorted by series give it nothing to prune (see _migrations._v4).
+        # ATTACH adopts the primary key as a partition of the parent's.
         self._attach(conn, period)
         conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(child, sql.Identifier(_BOUNDS)))
         return True
