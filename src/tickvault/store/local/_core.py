@@ -72,6 +72,12 @@ def compaction_plan(segs: Sequence[Segment], threshold: int) -> list[Segment] | 
     return ordered
 
 
+
+def _full_plan(group: list[Segment]) -> list[Segment] | None:
+    """What a full compaction merges in one partition: everything, unless it already is one
+    Parquet file (a lone Arrow IPC delta is rewritten as Parquet too)."""
+    return group if len(group) > 1 or is_delta(group[0].path) else None
+
 class Core:
     """Paths, file system, catalog, reader and locks of one open store."""
 
@@ -246,10 +252,7 @@ class Core:
                 merged: list[pa.Table] = []
                 for label in sorted(by_period):
                     group = by_period[label]
-                    if full:
-                        pick = group if len(group) > 1 or is_delta(group[0].path) else None
-                    else:
-                        pick = compaction_plan(group, self.compact_threshold)
+                    pick = _full_plan(group) if full else compaction_plan(group, self.compact_threshold)
                     if pick:
                         chosen.extend(pick)
                         merged.append(merge_segments(self.load(pick)))
@@ -290,10 +293,7 @@ class Core:
             if periods is None or s.period in periods:
                 by_period.setdefault(s.period, []).append(s)
         for group in by_period.values():
-            if full:  # one Parquet file per partition, also where the only file is a delta
-                chosen = group if len(group) > 1 or is_delta(group[0].path) else None
-            else:
-                chosen = compaction_plan(group, self.compact_threshold)
+            chosen = _full_plan(group) if full else compaction_plan(group, self.compact_threshold)
             if chosen:
                 series = self.compact_files(key, series, chosen)
                 done = True

@@ -59,6 +59,11 @@ def slice_range(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
     return table.slice(a, max(0, b - a))
 
 
+def _select(table: pa.Table, columns: Sequence[str] | None) -> pa.Table:
+    """``ts`` plus ``columns`` of a decoded file (all of it for ``None``)."""
+    return table if columns is None else table.select(["ts", *[c for c in columns if c != "ts"]])
+
+
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
@@ -127,50 +132,30 @@ class SegmentReader:
         CorruptData
             If the file is damaged or disagrees with its manifest row.
         """
-        if is_delta(seg.path):
-            return self._load_delta(seg, columns)
         with self._lock:
             hit = self._tables.get(seg.path)
             if hit is not None:
                 self._tables.move_to_end(seg.path)
         if hit is not None:
-            return hit if columns is None else hit.select(["ts", *[c for c in columns if c != "ts"]])
+            return _select(hit, columns)
         path = self._layout.abs(seg.path)
         buf, problem = self._read_checked(seg)
         if problem is not None:
             raise CorruptData(f"stored file is damaged: {problem}", path=str(path))
+        # An Arrow IPC delta is decoded (and cached) whole: it costs microseconds.
+        delta = is_delta(seg.path)
         try:
             # The whole file's CRC32 was just checked: page CRCs would check the same bytes.
-            table = decode(pa.BufferReader(buf), self._footer(seg, buf), columns, verify_pages=False)
+            table = decode_delta(buf) if delta else decode(pa.BufferReader(buf), self._footer(seg, buf), columns,
+                                                            verify_pages=False)
         except (pa.ArrowException, OSError, ValueError, KeyError, IndexError) as exc:
             raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
         if table.num_rows != seg.rows:
             raise CorruptData(f"stored file has {table.num_rows} rows, the manifest says {seg.rows}",
                               path=str(path))
-        if columns is None:
+        if delta or columns is None:
             self._remember(seg.path, table)
-        return table
-
-    def _load_delta(self, seg: Segment, columns: Sequence[str] | None) -> pa.Table:
-        """:meth:`load` of an Arrow IPC delta file: decoded whole (it costs microseconds), cached whole."""
-        with self._lock:
-            table = self._tables.get(seg.path)
-            if table is not None:
-                self._tables.move_to_end(seg.path)
-        if table is None:
-            path = self._layout.abs(seg.path)
-            buf, problem = self._read_checked(seg)
-            if problem is not None:
-                raise CorruptData(f"stored file is damaged: {problem}", path=str(path))
-            try:
-                table = decode_delta(buf)
-            except (pa.ArrowException, ValueError) as exc:
-                raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
-            if table.num_rows != seg.rows:
-                raise CorruptData(f"stored file has {table.num_rows} rows, the manifest says {seg.rows}",
-                                  path=str(path))
-            self._remember(seg.path, table)
-        return table if columns is None else table.select(["ts", *[c for c in columns if c != "ts"]])
+        return _select(table, columns) if delta else table
 
     def _read_checked(self, seg: Segment) -> tuple[pa.Buffer, str | None]:
         """The file's bytes and what is wrong with them (``None``: size and CRC match)."""
