@@ -111,12 +111,24 @@ def _ids(*names: str) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def _merge_sql(schema: str, tier: Tier) -> sql.Composed:
+def _merge_parts(stage: str, *keys: str) -> dict[str, sql.Composable]:
+    """The fragments both merge statements share: the staged rows decoded (``keys`` first,
+    then provider and the nullable columns), the SET list, and the old/new value tuples."""
     decoded = sql.SQL(", ").join(
-        [sql.SQL("s.ts"), sql.SQL("NULLIF(s.provider_id, -1) AS provider_id")]
+        [sql.SQL(f"s.{k}") for k in keys]  # fixed column names of the stage
+        + [sql.SQL("NULLIF(s.provider_id, -1) AS provider_id")]
         + [sql.SQL("CASE WHEN s.nulls & {} = 0 THEN s.{} END AS {}").format(
             sql.Literal(1 << i), sql.Identifier(c), sql.Identifier(c)) for i, c in enumerate(NULLABLE)])
-    staged = sql.SQL("(SELECT {} FROM pg_temp.{} s)").format(decoded, sql.Identifier(_STAGE))
+    return {
+        "staged": sql.SQL("(SELECT {} FROM pg_temp.{} s)").format(decoded, sql.Identifier(stage)),
+        "cols": _ids(*_VALUES),
+        "sets": sql.SQL(", ").join(sql.SQL("{0} = n.{0}").format(sql.Identifier(c)) for c in _VALUES),
+        "old": sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in _VALUES),
+        "new": sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in _VALUES),
+    }
+
+
+def _merge_sql(schema: str, tier: Tier) -> sql.Composed:
     table = tier.ident(schema)
     key_range = sql.SQL("{a}.series_id = %(sid)s AND {a}.ts >= %(lo)s AND {a}.ts <= %(hi)s")
     return sql.SQL(
@@ -128,10 +140,7 @@ def _merge_sql(schema: str, tier: Tier) -> sql.Composed:
         "WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE {x_range} AND x.ts = n.ts) RETURNING 1) "
         "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)"
     ).format(
-        table=table, staged=staged, cols=_ids(*_VALUES),
-        sets=sql.SQL(", ").join(sql.SQL("{0} = n.{0}").format(sql.Identifier(c)) for c in _VALUES),
-        old=sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in _VALUES),
-        new=sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in _VALUES),
+        table=table, **_merge_parts(_STAGE, "ts"),
         b_range=key_range.format(a=sql.Identifier("b")), x_range=key_range.format(a=sql.Identifier("x")),
     )
 
@@ -192,11 +201,6 @@ def _merge_many_sql(schema: str, tier: Tier) -> sql.Composed:
 
     Returns one row per series with new or changed rows: (series_id, new, changed).
     """
-    decoded = sql.SQL(", ").join(
-        [sql.SQL("s.series_id"), sql.SQL("s.ts"), sql.SQL("NULLIF(s.provider_id, -1) AS provider_id")]
-        + [sql.SQL("CASE WHEN s.nulls & {} = 0 THEN s.{} END AS {}").format(
-            sql.Literal(1 << i), sql.Identifier(c), sql.Identifier(c)) for i, c in enumerate(NULLABLE)])
-    staged = sql.SQL("(SELECT {} FROM pg_temp.{} s)").format(decoded, sql.Identifier(_STAGE_MANY))
     table = tier.ident(schema)
     return sql.SQL(
         "WITH upd AS ("
@@ -210,12 +214,7 @@ def _merge_many_sql(schema: str, tier: Tier) -> sql.Composed:
         "AND x.series_id = ANY(%(sids)s::int4[]) AND x.ts >= %(lo)s AND x.ts <= %(hi)s) RETURNING series_id) "
         "SELECT series_id, sum(i)::int8, sum(u)::int8 FROM "
         "(SELECT series_id, 1 AS i, 0 AS u FROM ins UNION ALL SELECT series_id, 0, 1 FROM upd) z GROUP BY series_id"
-    ).format(
-        table=table, staged=staged, cols=_ids(*_VALUES),
-        sets=sql.SQL(", ").join(sql.SQL("{0} = n.{0}").format(sql.Identifier(c)) for c in _VALUES),
-        old=sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in _VALUES),
-        new=sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in _VALUES),
-    )
+    ).format(table=table, **_merge_parts(_STAGE_MANY, "series_id", "ts"))
 
 
 class Bars:
