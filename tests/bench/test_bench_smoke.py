@@ -173,9 +173,13 @@ def test_added_workloads_run_every_peer_with_the_services_up(extra_record: dict[
     resample_libs = {"tickvault", "duckdb", "polars", "pandas"}
     assert _libs_of(extra_record, "resample") == {"1m→1h": resample_libs, "1m→1d": resample_libs}
     indicators = _libs_of(extra_record, "indicators")
-    assert len(indicators) == 10  # 4 indicators + all four, on one series and on the universe
+    # 4 indicators + all four, on one series and on the universe, each with TA-Lib; plus the
+    # five-output Bollinger call, tickvault only (TA-Lib has no %b / BandWidth)
+    assert len(indicators) == 12
+    five = {v for v in indicators if v.startswith("bbands(20,2) with %b and width, ")}
+    assert five == {"bbands(20,2) with %b and width, one series", "bbands(20,2) with %b and width, universe"}
     indicator_libs = {"tickvault"} | ({"talib"} if HAS_TALIB else set())
-    assert all(libs == indicator_libs for libs in indicators.values())
+    assert all(libs == ({"tickvault"} if v in five else indicator_libs) for v, libs in indicators.items())
     assert _libs_of(extra_record, "postgres") == {
         "ingest with dedup": {"tickvault", "tickvault:write", "postgresql:copy"},
         "symbol-year read to pandas": {"tickvault", "postgresql:fetchall", "postgresql:copy-csv"}}

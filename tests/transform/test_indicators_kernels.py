@@ -197,6 +197,18 @@ def test_bbands_match_two_pass_window_statistics(x: np.ndarray, n: int, k: float
     np.testing.assert_array_equal(np.isnan(got.width), np.isnan(want[4]))
 
 
+@settings(max_examples=100, deadline=None)
+@given(x=series(), n=st.integers(1, 40), k=st.sampled_from([1.0, 2.0]))
+def test_bands_only_are_the_first_three_outputs_bit_for_bit(x: np.ndarray, n: int, k: float) -> None:
+    full = ind.bbands(x, n, k)
+    bands = ind.bbands(x, n, k, bands_only=True)
+    assert isinstance(bands, ind.BollingerBands)
+    assert len(bands) == 3
+    for got, want in zip(bands, full[:3], strict=True):
+        assert got.shape == x.shape
+        np.testing.assert_array_equal(got, want)  # NaNs in the same places, values identical
+
+
 def test_a_flat_window_after_movement_has_zero_width_for_short_windows() -> None:
     x = np.concatenate([np.linspace(100.0, 130.0, 50), np.full(30, 130.0)])
     bb = ind.bbands(x, 5)

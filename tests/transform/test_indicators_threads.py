@@ -33,6 +33,7 @@ CALLS: dict[str, Callable[[np.ndarray], Any]] = {
     "macd": lambda x: ind.macd(x, 12, 26, 9),
     "bbands": lambda x: ind.bbands(x, 20, 2.0),
     "bbands_short": lambda x: ind.bbands(x, 5, 2.0),
+    "bbands_only": lambda x: ind.bbands(x, 20, 2.0, bands_only=True),
     "atr": lambda x: ind.atr(x * 1.01, x * 0.99, x, 14),
     "adx": lambda x: ind.adx(x * 1.01, x * 0.99, x, 14),
     "obv": lambda x: ind.obv(x, np.abs(x)),

@@ -351,10 +351,12 @@ def _macd_rows_py(x: FloatArray, fast: int, slow: int, signal: int, sma_seed: bo
 macd_rows = _compile(_macd_rows_py)
 
 
-def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatArray, upp: FloatArray,
-                  low: FloatArray, pct: FloatArray, wid: FloatArray, dev: FloatArray, dev2: FloatArray,
-                  sum1: FloatArray, sum2: FloatArray) -> None:
+def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, extras: bool, mid: FloatArray,
+                  upp: FloatArray, low: FloatArray, pct: FloatArray, wid: FloatArray, dev: FloatArray,
+                  dev2: FloatArray, sum1: FloatArray, sum2: FloatArray) -> None:
     """Bollinger outputs at bars ``a .. c-1`` of one row, whose windows hold finite values only.
+
+    ``extras`` False writes the three bands only (``pct`` and ``wid`` are not touched).
 
     Deviations from a reference value (the block's first bar; for windows of at most
     ``_SMALL`` bars, each bar's own value) are scaled by a power of two near the magnitude
@@ -416,6 +418,17 @@ def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatA
     ls = low[a:c]
     ps = pct[a:c]
     ws = wid[a:c]
+    if not extras:  # the three bands (two loops rather than a test per bar keep both vectorised)
+        for j in range(size):
+            m = s1[j] * inv_n
+            centre = xs[j] if own else ref
+            mj = centre + m * scale
+            var = s2[j] * inv_n - m * m
+            half = k * (math.sqrt(var if var > 0.0 else 0.0) * scale)
+            ms[j] = mj
+            us[j] = mj + half
+            ls[j] = mj - half
+        return
     for j in range(size):  # one pass writes the five outputs (each array written once)
         m = s1[j] * inv_n
         centre = xs[j] if own else ref
@@ -435,9 +448,28 @@ def _bbands_block(row: FloatArray, a: int, c: int, n: int, k: float, mid: FloatA
 bbands_block = _compile(_bbands_block)
 
 
-def _bbands_rows_py(x: FloatArray, n: int, k: float, middle: FloatArray, upper: FloatArray, lower: FloatArray,
-                    pctb: FloatArray, width: FloatArray) -> None:
+def _bbands_nan_py(mid: FloatArray, upp: FloatArray, low: FloatArray, pct: FloatArray, wid: FloatArray,
+                   extras: bool, a: int, b: int) -> None:
+    """NaN at bars ``a .. b-1`` of one row's outputs (the bands only unless ``extras``)."""
+    for j in range(a, b):
+        mid[j] = np.nan
+        upp[j] = np.nan
+        low[j] = np.nan
+    if extras:
+        for j in range(a, b):
+            pct[j] = np.nan
+            wid[j] = np.nan
+
+
+bbands_nan = _compile(_bbands_nan_py)
+
+
+def _bbands_rows_py(x: FloatArray, n: int, k: float, extras: bool, middle: FloatArray, upper: FloatArray,
+                    lower: FloatArray, pctb: FloatArray, width: FloatArray) -> None:
     """Bollinger Bands of every row: SMA(n) +- k population std, %b and BandWidth (percent).
+
+    With ``extras`` False only the three bands are written; ``pctb`` and ``width`` may then
+    be ``(rows, 0)`` placeholders.
 
     NaN before ``first + n - 1`` and while a missing value is inside the window. Each run
     of full windows is cut into blocks of ``max(_BLOCK, 2n)`` bars whose window sums are
@@ -478,32 +510,18 @@ def _bbands_rows_py(x: FloatArray, n: int, k: float, middle: FloatArray, upper: 
                 while c < b and math.isfinite(row[c]):
                     c += 1
                 if c > u:
-                    bbands_block(row, u, c, n, k, mid, upp, low, pct, wid, dev, dev2, sum1, sum2)
+                    bbands_block(row, u, c, n, k, extras, mid, upp, low, pct, wid, dev, dev2, sum1, sum2)
                 u = c
                 if c < b:  # a missing value at c
                     break
-            for j in range(stop, e):  # bars of this window before it is full
-                mid[j] = np.nan
-                upp[j] = np.nan
-                low[j] = np.nan
-                pct[j] = np.nan
-                wid[j] = np.nan
+            bbands_nan(mid, upp, low, pct, wid, extras, stop, e)  # bars of this window before it is full
             stop = u
             t = u  # u is a missing value (or the end): the next window starts after it
             if u < length:
-                mid[u] = np.nan
-                upp[u] = np.nan
-                low[u] = np.nan
-                pct[u] = np.nan
-                wid[u] = np.nan
+                bbands_nan(mid, upp, low, pct, wid, extras, u, u + 1)
                 stop = u + 1
                 t = u + 1
-        for j in range(stop, length):
-            mid[j] = np.nan
-            upp[j] = np.nan
-            low[j] = np.nan
-            pct[j] = np.nan
-            wid[j] = np.nan
+        bbands_nan(mid, upp, low, pct, wid, extras, stop, length)
 
 
 bbands_rows = _compile(_bbands_rows_py)
