@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from tickvault.errors import CorruptData, InvalidInput, StorageError
@@ -39,6 +40,7 @@ from tickvault.store.local import _ledger, _maintenance
 from tickvault.store.local._catalog import Catalog, Segment
 from tickvault.store.local._compactor import Compactor, Todo
 from tickvault.store.local._core import Core, ManifestChange, lock_order
+from tickvault.store.local._delta import INLINE_SUFFIX, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import SeriesKey, canonical_timeframe
 from tickvault.store.local._reader import merge_segments, slice_range, ts_array
@@ -59,6 +61,37 @@ def _upsert(*tables: pa.Table) -> pa.Table:
     if len(live) <= 1:
         return live[0] if live else tables[0]
     return dedupe_last(pa.concat_tables(live).unify_dictionaries().combine_chunks())
+
+
+def _prepare(tables: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]:
+    """Per table, ``dedupe_last(conform_table(t))`` in one chunk and its ``ts`` (int64 µs).
+
+    Every table is checked first (the first invalid one raises, as one at a time would);
+    then the work is done once on all of them concatenated, not per table: one copy into
+    single chunks, one ``ts`` array and one vectorised "strictly increasing?" test.
+    Only tables that are not sorted and unique get their own sort.
+    """
+    conformed = [conform_table(t) for t in tables]
+    if not conformed:
+        return []
+    whole = pa.concat_tables(conformed).unify_dictionaries().combine_chunks()
+    ts = ts_array(whole)
+    sizes = np.fromiter((t.num_rows for t in conformed), dtype=np.int64, count=len(conformed))
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    # Steps that are not increasing, except across the border of two tables.
+    bad = np.flatnonzero(ts[1:] <= ts[:-1]) + 1
+    bad = bad[~np.isin(bad, starts)]
+    unsorted = set(np.searchsorted(starts, bad, side="right").tolist())
+    out: list[tuple[pa.Table, np.ndarray]] = []
+    for i in range(len(conformed)):
+        a, n = int(starts[i]), int(sizes[i])
+        part = whole.slice(a, n)
+        if i + 1 in unsorted:  # searchsorted numbers the tables from 1
+            part = dedupe_last(part).combine_chunks()
+            out.append((part, ts_array(part)))
+        else:
+            out.append((part, ts[a:a + n]))
+    return out
 
 
 def _bound(value: int | None) -> int | None:
@@ -218,9 +251,11 @@ class LocalStore:
             nothing of the call is written.
         """
         self._open()
+        keys = [SeriesKey.of(symbol, timeframe) for symbol, timeframe, _ in items]
         # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
-        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)).combine_chunks())
-                    for symbol, timeframe, table in items]
+        batches = _prepare([table for _, _, table in items])
+        prepared = [(key, batch) for key, (batch, _) in zip(keys, batches, strict=True)]
+        stamps = [ts for _, ts in batches]
         receipts = [StoreReceipt() for _ in prepared]
         order: dict[SeriesKey, list[int]] = {}
         for i, (key, batch) in enumerate(prepared):
@@ -232,7 +267,7 @@ class LocalStore:
         reading: list[SeriesKey] = []
         try:
             with self._compactor.writing() if self._compactor is not None else nullcontext():
-                crowded = self._write_locked(prepared, order, receipts, reading)
+                crowded = self._write_locked(prepared, stamps, order, receipts, reading)
         except CorruptData as exc:
             if reading:
                 self._heal(reading[-1], exc)
@@ -244,8 +279,9 @@ class LocalStore:
                 self._auto_compact(crowded)
         return receipts
 
-    def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], order: dict[SeriesKey, list[int]],
-                      receipts: list[StoreReceipt], reading: list[SeriesKey]) -> Todo:
+    def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray],
+                      order: dict[SeriesKey, list[int]], receipts: list[StoreReceipt],
+                      reading: list[SeriesKey]) -> Todo:
         """The locked part of :meth:`write_many`; returns the partitions to compact."""
         core = self._core
         with ExitStack() as stack:
@@ -256,7 +292,7 @@ class LocalStore:
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
             deltas: set[SeriesKey] = set()  # series with rows already: small files are deltas
-            times = {key: [ts_array(prepared[i][1]) for i in order[key]] for key in keys}
+            times = {key: [stamps[i] for i in order[key]] for key in keys}
             bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
                       for key, spans in times.items()}
             listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
@@ -525,7 +561,9 @@ class LocalStore:
         """Bytes on disk: every listed data file plus the catalog."""
         self._open()
         with self._core.catalog.read() as conn:
-            data = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments").fetchone()[0]
+            # Inline deltas live in the catalog file, counted below.
+            data = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE path NOT LIKE ?",
+                                (f"%{INLINE_SUFFIX}",)).fetchone()[0]
         catalog = self._core.layout.catalog
         extra = 0
         for suffix in ("", "-wal", "-shm"):
@@ -537,13 +575,14 @@ class LocalStore:
     def files(self, symbol: str, timeframe: str) -> list[Path]:
         """The published files of a series, in publication order.
 
-        Parquet files, and Arrow IPC files (``.arrow``) for small deltas not yet compacted.
-        After :meth:`compact` each period partition has exactly one Parquet file, so
-        external engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it,
-        use this list and let later files win for duplicated ``ts``.
+        Parquet files (and Arrow IPC ``.arrow`` deltas of stores written before inline
+        deltas). Small upserts not yet compacted are inline deltas in the catalog, not
+        files, so they are not listed: after :meth:`compact` each period partition is
+        exactly one Parquet file holding every row, and external engines (DuckDB,
+        Polars) can read the ``bars/`` tree directly.
         """
         key = self._key(symbol, timeframe)
-        return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1]]
+        return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1] if not is_inline(s.path)]
 
     def close(self) -> None:
         """End the writer session and release the catalog connections. Idempotent."""
