@@ -22,6 +22,7 @@ from tickvault.errors import InvalidInput, InvalidTimeframe, SchemaError, Storag
 from tickvault.model import BAR_SCHEMA, CoverageInterval
 from tickvault.store.base import BarStore
 from tickvault.store.local import FileSystem, LocalStore
+from tickvault.store.local._layout import SeriesKey
 from tickvault.store.local._locks import SeriesLock
 from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, make_bars
 
@@ -190,11 +191,13 @@ def test_a_reader_relists_when_compaction_removes_its_files(tmp_path: Path) -> N
         for i in range(0, 40, 10):
             store.write("AAPL", "1m", make_bars(ts[i:i + 10], version=i))
         expected = store.read("AAPL", "1m")
-        assert len(store.files("AAPL", "1m")) == 4
+        key = SeriesKey("AAPL", "1m")
+        assert len(store._core.listing(key)[1]) == 4  # a Parquet file and three inline deltas
     fs = _CompactOnFirstOpen(tmp_path)
     with LocalStore(tmp_path, fs=fs, cache_bytes=0) as reader:
         assert_bars_equal(reader.read("AAPL", "1m"), expected)
         assert fs.fired
+        assert len(reader._core.listing(key)[1]) == 1
         assert len(reader.files("AAPL", "1m")) == 1
 
 
