@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def test_a_small_write_to_a_stored_series_is_an_inline_delta_read_back_exactly(t
         assert _kinds(store, "AAPL") == [".parquet", ".inline"]
         assert sorted((tmp_path / "bars").rglob("*")) == files_before  # no file, no folder
         assert len(store.files("AAPL", "1m")) == 1  # files() lists files only
-        (path, blob), = _blobs(tmp_path).items()
+        (_, blob), = _blobs(tmp_path).items()
         # The BLOB is one zstd frame of a plain Arrow IPC file of the bar schema.
         table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
         assert table.schema.remove_metadata() == BAR_SCHEMA
@@ -209,7 +210,7 @@ def test_verify_checks_deltas(tmp_path: Path, change: object) -> None:
     with con:  # a BLOB damaged so that it still matches its manifest row: only decoding can tell
         blob = con.execute("SELECT data FROM deltas").fetchone()[0]
         con.execute("UPDATE segments SET bytes = ?, crc32 = ? WHERE path = ?",
-                    (len(blob), __import__("zlib").crc32(blob), delta))
+                    (len(blob), zlib.crc32(blob), delta))
     con.close()
     with LocalStore(tmp_path) as store:
         report = store.verify()
@@ -245,7 +246,7 @@ def _old_file_delta(store: LocalStore, symbol: str, rows: pa.Table) -> None:
     core.fs.ensure_dirs([core.layout.abs(rel).parent])
     core.fs.publish(core.layout.abs(rel), memoryview(data))
     seg = NewSegment("2024", series.next_seq, rel, rows.num_rows, int(ts[0]), int(ts[-1]), data.size,
-                     __import__("zlib").crc32(memoryview(data)))
+                     zlib.crc32(memoryview(data)))
     core.commit(key, series, add=[seg], remove=[], rows=series.rows + rows.num_rows, touched=True)
 
 

@@ -13,6 +13,7 @@ value reaches SQL as a bound parameter, never by string formatting.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sqlite3
 import threading
@@ -189,7 +190,7 @@ class NewSegment:
     max_us: int
     bytes: int
     crc32: int
-    data: bytes | None = None  # an inline delta's BLOB, inserted with the manifest row
+    data: builtins.bytes | None = None  # an inline delta's BLOB, inserted with the manifest row
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._codec import encode
-from tickvault.store.local._delta import DELTA_MAX_ROWS, INLINE_SUFFIX, encode_inline, is_inline
+from tickvault.store.local._delta import DELTA_MAX_ROWS, INLINE_SUFFIX, compress_delta, encode_delta, is_inline
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
 from tickvault.store.local._reader import ts_array
@@ -271,14 +271,19 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
     if not plan:
         return []
     segments: list[NewSegment | None] = [None] * len(plan)
+    tables = [p[4] for p in plan]
     inline = [i for i, p in enumerate(plan) if is_inline(p[3])]
     files = [i for i, p in enumerate(plan) if not is_inline(p[3])]
     concurrent = type(fs) is FileSystem
 
-    def stage_inline(i: int) -> NewSegment:
+    def stage_inline(i: int) -> tuple[NewSegment, pa.Table]:
         _key, label, seq, rel, part, lo, hi = plan[i]
-        data = encode_inline(part)
-        return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), zlib.crc32(data), data)
+        ipc_file = encode_delta(part)
+        data = compress_delta(ipc_file)
+        # The rows as the delta's own buffers (zero-copy): ``part`` may be a slice of a
+        # much bigger batch, which the decoded-file cache must not keep alive.
+        rows = pa.ipc.open_file(ipc_file).read_all()
+        return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), zlib.crc32(data), data), rows
 
     if inline:
         # zstd releases the GIL: many deltas compress on both cores.
@@ -287,18 +292,18 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
             chunks = run_parallel([functools.partial(_stage_chunk, stage_inline, inline[k::n]) for k in range(n)],
                                   force=True)
             for k, chunk in enumerate(chunks):
-                for i, seg in zip(inline[k::n], chunk, strict=True):
-                    segments[i] = seg
+                for i, (seg, rows) in zip(inline[k::n], chunk, strict=True):
+                    segments[i], tables[i] = seg, rows
         else:
             for i in inline:
-                segments[i] = stage_inline(i)
+                segments[i], tables[i] = stage_inline(i)
     if files:
         for i, seg in zip(files, _publish_files(layout, fs, [plan[i] for i in files]), strict=True):
             segments[i] = seg
     out: list[Published] = []
-    for p, seg in zip(plan, segments, strict=True):
-        assert seg is not None
-        out.append(Published(p[0], seg, p[4]))
+    for p, done, rows in zip(plan, segments, tables, strict=True):
+        assert done is not None
+        out.append(Published(p[0], done, rows))
     return out
 
 
