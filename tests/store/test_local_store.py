@@ -248,6 +248,29 @@ def test_catalog_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
         raw.close()
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_wal_checkpoints_run_off_the_write_path_with_the_background_thread(tmp_path: Path, background: bool) -> None:
+    symbols = [f"S{i:03d}" for i in range(120)]
+    with LocalStore(tmp_path, background_compaction=background) as store:
+        conn = store._core.catalog.conn()
+        # A commit checkpoints only past 64 MiB of WAL with the thread, else past SQLite's 1,000 pages.
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (16384 if background else 1000)
+        store.write_many([(s, "1m", make_bars(_minutes(0, 10))) for s in symbols])
+        # ~5 MiB of inline deltas: past the threshold at which a write asks the thread to checkpoint.
+        rng = np.random.default_rng(7)  # noisy prices: the deltas must not compress to nothing
+        noisy = []
+        for s in symbols:
+            bars = make_bars(_minutes(5, 2000), version=1)
+            for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+                bars = bars.set_column(i, name, pa.array(rng.random(2000)))
+            noisy.append((s, "1m", bars))
+        store.write_many(noisy)
+        store.wait_for_compaction()  # also waits for the checkpoint it asked for
+        # Either way the BLOBs are now in the database file itself, not only in the WAL.
+        assert (tmp_path / "catalog.sqlite").stat().st_size > 4 * 2**20
+        assert all(store.read(s, "1m").num_rows == 2005 for s in symbols[:3])
+
+
 def test_bad_input_is_rejected_before_anything_changes(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
         LocalStore(tmp_path, lock_timeout=-1)

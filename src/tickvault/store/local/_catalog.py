@@ -115,6 +115,10 @@ CREATE TABLE IF NOT EXISTS damaged (
 );
 """ + _DELTAS_SCHEMA
 
+#: With deferred checkpoints a commit still checkpoints past this many WAL pages (64 MiB
+#: of 4 KiB pages), so the WAL stays bounded if the checkpointing thread never runs.
+DEFERRED_CHECKPOINT_PAGES = 16384
+
 _SEGMENT_COLS = "id, series_id, period, seq, path, rows, min_us, max_us, bytes, crc32"
 _SERIES_COLS = "id, symbol, timeframe, rel_dir, rows, first_us, last_us, last_write_us, next_seq"
 _PREFETCH_BYTES = 16 * 2**20
@@ -224,12 +228,17 @@ class Catalog:
         Seconds to wait for another writer's transaction before :class:`StoreLocked`.
     durable
         ``synchronous=FULL`` when true, ``NORMAL`` (survives process crashes only) when false.
+    defer_checkpoints
+        Commits leave WAL checkpoints to :meth:`checkpoint` (called off the write path)
+        up to :data:`DEFERRED_CHECKPOINT_PAGES`; else SQLite's automatic checkpoint
+        (1,000 pages) runs inside the commit that crosses it.
     """
 
-    def __init__(self, path: Path, *, timeout: float, durable: bool) -> None:
+    def __init__(self, path: Path, *, timeout: float, durable: bool, defer_checkpoints: bool = False) -> None:
         self._path = path
         self._timeout = timeout
         self._sync = "FULL" if durable else "NORMAL"
+        self._autocheckpoint = DEFERRED_CHECKPOINT_PAGES if defer_checkpoints else 1000
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -313,6 +322,7 @@ class Catalog:
                                        check_same_thread=False)
                 conn.execute(f"PRAGMA synchronous={self._sync}")
                 conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+                conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot open the catalog: {exc}", path=str(self._path)) from exc
             self._conns.append(conn)
@@ -357,6 +367,17 @@ class Catalog:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database file (``PASSIVE``: never waits).
+
+        Commits are durable once their WAL frames are synced; this only keeps the WAL
+        short. Readers and writers keep running meanwhile.
+        """
+        try:
+            self.conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog checkpoint failed: {exc}", path=str(self._path)) from exc
 
     def close(self) -> None:
         """Close every connection (idempotent)."""

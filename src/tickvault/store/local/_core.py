@@ -82,7 +82,7 @@ class Core:
     """Paths, file system, catalog, reader and locks of one open store."""
 
     def __init__(self, root: Path, *, lock_timeout: float, durable: bool, cache_bytes: int,
-                 compact_threshold: int, fs: FileSystem | None) -> None:
+                 compact_threshold: int, fs: FileSystem | None, defer_checkpoints: bool = False) -> None:
         self.layout = Layout(root)
         self.fs = fs if fs is not None else FileSystem(durable=durable)
         self.lock_timeout = lock_timeout
@@ -91,7 +91,8 @@ class Core:
             self.fs.makedirs(root)
         except OSError as exc:
             raise StorageError(f"cannot create the store folder: {exc}", path=str(root)) from exc
-        self.catalog = Catalog(self.layout.catalog, timeout=lock_timeout, durable=durable)
+        self.catalog = Catalog(self.layout.catalog, timeout=lock_timeout, durable=durable,
+                               defer_checkpoints=defer_checkpoints)
         self.reader = SegmentReader(self.layout, self.fs, cache_bytes, self.catalog.delta_data)
         self.session = Session(self.layout.sessions, self.fs)
         self._lock_paths: dict[SeriesKey, Path] = {}

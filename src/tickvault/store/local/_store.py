@@ -50,6 +50,9 @@ __all__ = ["LocalStore"]
 
 _log = logging.getLogger("tickvault.store.local")
 _DEFAULT_CACHE = 128 * 2**20
+# Inline-delta bytes after which a write asks the background thread for a WAL checkpoint
+# (about SQLite's own automatic threshold of 1,000 pages).
+_CHECKPOINT_BYTES = 4 * 2**20
 
 
 _EMPTY = BAR_SCHEMA.empty_table()
@@ -138,11 +141,14 @@ class LocalStore:
         if compact_threshold < 1:
             raise InvalidInput(f"compact_threshold must be >= 1, got {compact_threshold}")
         self.root = Path(root).expanduser().resolve()
+        # With the background thread, WAL checkpoints are its job too (off the write path).
         self._core = Core(self.root, lock_timeout=lock_timeout, durable=durable, cache_bytes=cache_bytes,
-                          compact_threshold=compact_threshold, fs=fs)
+                          compact_threshold=compact_threshold, fs=fs, defer_checkpoints=background_compaction)
         self._closed = False
         self._close_lock = threading.Lock()
-        self._compactor = Compactor(self._auto_compact, lock_order) if background_compaction else None
+        self._compactor = Compactor(self._auto_compact, lock_order, idle=self._checkpoint) \
+            if background_compaction else None
+        self._wal_bytes = 0  # inline-delta bytes committed since the last checkpoint request
         try:
             _maintenance.recover(self._core)
         except BaseException:
@@ -277,6 +283,9 @@ class LocalStore:
                 self._compactor.submit(crowded)
             else:
                 self._auto_compact(crowded)
+        if self._compactor is not None and self._wal_bytes >= _CHECKPOINT_BYTES:
+            self._wal_bytes = 0
+            self._compactor.request_idle()
         return receipts
 
     def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray],
@@ -332,6 +341,8 @@ class LocalStore:
             crowded = core.commit_many(list(changes.values()))
         for pub in published:
             core.reader.keep_written(pub.segment.path, pub.rows)
+            if pub.segment.data is not None:
+                self._wal_bytes += len(pub.segment.data)
         for key, done in changes.items():
             # The series' bytes, split over the items that wrote rows by rows written.
             total = sum(s.bytes for s in done.add)
@@ -359,6 +370,14 @@ class LocalStore:
             path = self._core.layout.abs(str(exc.filename))
             raise CorruptData("a file listed in the manifest is missing", path=str(path), symbol=key.symbol,
                               timeframe=key.timeframe) from None
+
+    def _checkpoint(self) -> None:
+        # Like a compaction: the writes are committed; a failed checkpoint only leaves
+        # the WAL longer (SQLite's own checkpoint still bounds it).
+        try:
+            self._core.catalog.checkpoint()
+        except StorageError as exc:
+            _log.warning("catalog checkpoint failed: %s", exc)
 
     def _auto_compact(self, todo: Todo) -> None:
         # The write is already committed: a failed compaction must not turn it into an
