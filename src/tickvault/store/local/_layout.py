@@ -91,10 +91,15 @@ def _period_of_cached(unit: str, index: int) -> tuple[str, int, int]:
             int(end.astype("datetime64[us]").astype(np.int64)))
 
 
-def _period_of(unit: str, ts_us: int) -> tuple[str, int, int]:
-    """(label, start µs, end µs) of the period holding ``ts_us``."""
-    index = int(np.datetime64(ts_us, "us").astype(f"datetime64[{unit}]").astype(np.int64))
+@lru_cache(maxsize=4096)
+def _period_of_day(unit: str, day: int) -> tuple[str, int, int]:
+    index = int(np.datetime64(day, "D").astype(f"datetime64[{unit}]").astype(np.int64))
     return _period_of_cached(unit, index)
+
+
+def _period_of(unit: str, ts_us: int) -> tuple[str, int, int]:
+    """(label, start µs, end µs) of the period holding ``ts_us`` (periods are whole days)."""
+    return _period_of_day(unit, ts_us // _US_PER_DAY)
 
 
 def period_labels(timeframe: str, ts_us: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -43,7 +43,12 @@ def ts_array(table: pa.Table) -> np.ndarray:
     """The ``ts`` column as int64 epoch microseconds (numpy)."""
     col = table.column("ts")
     if col.num_chunks == 1:
-        return np.asarray(col.chunk(0).view(pa.int64()).to_numpy(zero_copy_only=False))  # type: ignore[attr-defined]
+        chunk = col.chunk(0)
+        if chunk.null_count == 0:
+            # The values buffer as is (~1 us; a view + to_numpy costs ~15 us).
+            return np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk),  # type: ignore[no-any-return]
+                                 offset=chunk.offset * 8)
+        return np.asarray(chunk.view(pa.int64()).to_numpy(zero_copy_only=False))  # type: ignore[attr-defined]
     if col.num_chunks == 0:
         return np.zeros(0, dtype=np.int64)
     # Views of each chunk, one copy: a cast of the chunked column costs ~5x more.
@@ -80,6 +85,8 @@ def merge_segments(loaded: Sequence[tuple[Segment, pa.Table]]) -> pa.Table:
     """
     if not loaded:
         return BAR_SCHEMA.empty_table()
+    if len(loaded) == 1:
+        return loaded[0][1]
     groups: dict[str, list[tuple[Segment, pa.Table]]] = {}
     for seg, table in loaded:
         groups.setdefault(seg.period, []).append((seg, table))
