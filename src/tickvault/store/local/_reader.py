@@ -18,6 +18,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,12 +44,11 @@ def ts_array(table: pa.Table) -> np.ndarray:
     """The ``ts`` column as int64 epoch microseconds (numpy)."""
     col = table.column("ts")
     if col.num_chunks == 1:
-        chunk = col.chunk(0)
+        chunk: Any = col.chunk(0)  # a timestamp Array (the stubs say otherwise)
         if chunk.null_count == 0:
             # The values buffer as is (~1 us; a view + to_numpy costs ~15 us).
-            return np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk),  # type: ignore[no-any-return]
-                                 offset=chunk.offset * 8)
-        return np.asarray(chunk.view(pa.int64()).to_numpy(zero_copy_only=False))  # type: ignore[attr-defined]
+            return np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk), offset=chunk.offset * 8)
+        return np.asarray(chunk.view(pa.int64()).to_numpy(zero_copy_only=False))
     if col.num_chunks == 0:
         return np.zeros(0, dtype=np.int64)
     # Views of each chunk, one copy: a cast of the chunked column costs ~5x more.
@@ -205,10 +205,11 @@ class SegmentReader:
                     self._footers.popitem(last=False)
         return md
 
-    def _remember(self, path: str, table: pa.Table) -> None:
+    def _remember(self, path: str, table: pa.Table, size: int | None = None) -> None:
         # The memory the entry keeps alive (whole buffers, also under a slice); ~100x
         # cheaper than ``nbytes``, which walks the referenced ranges of every array.
-        size = table.get_total_buffer_size()
+        if size is None:
+            size = table.get_total_buffer_size()
         if size > self._budget // 4:
             return
         with self._lock:
@@ -230,11 +231,15 @@ class SegmentReader:
         n = table.num_rows
         if n > _WRITTEN_ROWS:
             return
-        if table.get_total_buffer_size() > 4 * _ROW_BYTES * max(n, 64):
+        size: int | None = table.get_total_buffer_size()
+        assert size is not None
+        if size > 4 * _ROW_BYTES * max(n, 64):
             # A slice of a bigger batch (write_many prepares all items as one table):
             # keep a copy of its rows, not the whole batch's buffers.
-            table = table.take(np.arange(n))
-        self._remember(path, pa.Table.from_arrays(table.columns, schema=BAR_SCHEMA))
+            table, size = table.take(np.arange(n)), None
+        if not table.schema.equals(BAR_SCHEMA, check_metadata=True):
+            table = pa.Table.from_arrays(table.columns, schema=BAR_SCHEMA)
+        self._remember(path, table, size)
 
     def forget(self, paths: Sequence[str]) -> None:
         """Drop cached entries of files that left the manifest."""

@@ -4,7 +4,8 @@ Bars live in Parquet files partitioned by timeframe / symbol / period, written o
 never modified; a SQLite catalog lists which files make up each series. A write
 publishes new files for the new and changed rows only, then commits their manifest rows
 in one transaction: that commit is the instant the write becomes visible and durable.
-Small appends therefore create small delta files (Arrow IPC: no Parquet encoding), which
+Small appends therefore create small deltas (Arrow IPC, kept as BLOBs in the catalog and
+committed with their manifest rows: no Parquet encoding, no file), which
 are merged into Parquet once a partition crosses the compaction threshold (on a
 background thread by default, so no write waits for it) or by
 :meth:`LocalStore.compact`, so reads stay a few files per partition.
@@ -238,9 +239,10 @@ class LocalStore:
         compacted after the commit: on the background thread (default; the call does not
         wait for it), or by this call once its locks are released. Either way a series
         another writer holds then is skipped, and a later write hands it over again.
-        Small files (at most 2,048 rows) to series that already hold rows are Arrow IPC
-        deltas, and a call of many files is made durable by one ``syncfs`` when the
-        machine has little dirty data (see ``docs/store.md``).
+        Small partitions (at most 2,048 rows) of series that already hold rows are inline
+        Arrow IPC deltas, written into the catalog by the commit itself (no file); a call
+        of many files is made durable by one ``syncfs`` when the machine has little dirty
+        data (see ``docs/store.md``).
 
         Returns
         -------

@@ -2,10 +2,12 @@
 
 ``diff`` compares a (sorted, de-duplicated) batch with the stored rows of the same time
 span, vectorised: only new and changed rows are written, so re-writing identical data
-costs one read and zero bytes. ``publish_rows`` splits rows into period partitions,
-encodes each partition (in parallel threads: Parquet encoding releases the GIL) and
-publishes every file atomically through :class:`~tickvault.store.local._fs.FileSystem`.
-The manifest commit that makes them visible is the caller's job.
+costs one read and zero bytes. ``publish_rows`` and ``publish_many`` split rows into
+period partitions, encode each partition (in parallel threads: Parquet encoding releases
+the GIL) and publish every file atomically through
+:class:`~tickvault.store.local._fs.FileSystem`; small deltas of ``publish_many`` become
+inline deltas whose bytes travel in their manifest rows. The manifest commit that makes
+them visible (and writes the inline deltas) is the caller's job.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from tickvault.model import BAR_SCHEMA
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._codec import encode
 from tickvault.store.local._delta import DELTA_MAX_ROWS, INLINE_SUFFIX, compress_delta, encode_delta, is_inline
@@ -49,6 +52,8 @@ _WORKERS = 8
 # can (see FileSystem.can_sync_all); below it, per-file fsyncs cost little and never wait
 # for other processes' dirty data.
 SYNC_ALL_MIN_FILES = 8
+# A call with at least this many inline deltas encodes them on the thread pool.
+INLINE_PARALLEL_MIN = 64
 
 
 def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROWS * 2, *,
@@ -282,12 +287,12 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
         data = compress_delta(ipc_file)
         # The rows as the delta's own buffers (zero-copy): ``part`` may be a slice of a
         # much bigger batch, which the decoded-file cache must not keep alive.
-        rows = pa.ipc.open_file(ipc_file).read_all()
+        rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
         return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), zlib.crc32(data), data), rows
 
     if inline:
         # zstd releases the GIL: many deltas compress on both cores.
-        if concurrent and len(inline) >= 64:
+        if concurrent and len(inline) >= INLINE_PARALLEL_MIN:
             n = min(len(inline), _WORKERS)
             chunks = run_parallel([functools.partial(_stage_chunk, stage_inline, inline[k::n]) for k in range(n)],
                                   force=True)
