@@ -67,15 +67,13 @@ def _upsert(*tables: pa.Table) -> pa.Table:
     return dedupe_last(pa.concat_tables(live).unify_dictionaries().combine_chunks())
 
 
-def _prepare(tables: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]:
-    """Per table, ``dedupe_last(conform_table(t))`` in one chunk and its ``ts`` (int64 µs).
+def _prepare(conformed: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]:
+    """Per conformed table, ``dedupe_last(t)`` in one chunk and its ``ts`` (int64 µs).
 
-    Every table is checked first (the first invalid one raises, as one at a time would);
-    then the work is done once on all of them concatenated, not per table: one copy into
+    The work is done once on all of them concatenated, not per table: one copy into
     single chunks, one ``ts`` array and one vectorised "strictly increasing?" test.
     Only tables that are not sorted and unique get their own sort.
     """
-    conformed = [conform_table(t) for t in tables]
     if not conformed:
         return []
     whole = pa.concat_tables(conformed).unify_dictionaries().combine_chunks()
@@ -259,9 +257,13 @@ class LocalStore:
             nothing of the call is written.
         """
         self._open()
-        keys = [SeriesKey.of(symbol, timeframe) for symbol, timeframe, _ in items]
+        keys: list[SeriesKey] = []
+        conformed: list[pa.Table] = []
+        for symbol, timeframe, table in items:  # item by item: the first invalid one raises
+            keys.append(SeriesKey.of(symbol, timeframe))
+            conformed.append(conform_table(table))
         # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
-        batches = _prepare([table for _, _, table in items])
+        batches = _prepare(conformed)
         prepared = [(key, batch) for key, (batch, _) in zip(keys, batches, strict=True)]
         stamps = [ts for _, ts in batches]
         receipts = [StoreReceipt() for _ in prepared]
