@@ -24,7 +24,8 @@ from tickvault.store.base import BarStore
 from tickvault.store.local import FileSystem, LocalStore
 from tickvault.store.local._layout import SeriesKey
 from tickvault.store.local._locks import SeriesLock
-from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, make_bars
+from tickvault.store.memory import MemoryStore
+from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, make_bars, receipt_counts
 
 Y2024_US = 1_704_067_200_000_000
 
@@ -337,3 +338,26 @@ def test_numpy_integer_bounds_are_accepted(tmp_path: Path) -> None:
         store.clear_coverage("AAPL", "1m", np.int64(ts[3]), None)
         assert store.coverage("AAPL", "1m") == [CoverageInterval(ts[0], ts[3], updated_us=7)]
         assert store.delete_range("AAPL", "1m", np.int64(ts[8]), None) == 2
+
+
+def test_write_many_prepares_mixed_items_like_one_write_at_a_time(tmp_path: Path) -> None:
+    # The call's items are sorted and de-duplicated together (one concatenated table):
+    # unsorted, duplicated, empty, multi-chunk and other-provider items must come out
+    # exactly as the oracle's item-by-item writes.
+    ts = _minutes(0, 30)
+    shuffled = make_bars(ts[10:20]).take(pa.array(np.random.default_rng(3).permutation(10)))
+    duplicated = pa.concat_tables([make_bars(ts[:5]), make_bars(ts[3:8], version=2)])  # later rows win
+    items = [
+        ("AAPL", "1m", make_bars(ts[:10])),
+        ("MSFT", "1m", shuffled),
+        ("AAPL", "1m", duplicated),
+        ("IBM", "1m", make_bars([])),
+        ("MSFT", "1m", pa.concat_tables([make_bars(ts[25:28], provider="other"), make_bars(ts[28:30])])),
+        ("BTC/USDT", "1m", make_bars(ts[::-1], version=1)),
+    ]
+    oracle = MemoryStore()
+    want = [oracle.write(s, tf, t) for s, tf, t in items]
+    with LocalStore(tmp_path) as store:
+        assert [receipt_counts(r) for r in store.write_many(items)] == [receipt_counts(r) for r in want]
+        for sym in ("AAPL", "MSFT", "IBM", "BTC/USDT"):
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
