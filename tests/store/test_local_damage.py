@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,10 +106,16 @@ def test_a_damaged_delta_leaves_the_base_rows(tmp_path: Path) -> None:
         store.write("AAPL", "1m", make_bars(ts))
         store.write("AAPL", "1m", make_bars(ts[10:20], version=1))
         store.mark_covered("AAPL", "1m", [CoverageInterval(ts[0], ts[-1] + MINUTE_US)])
-        _, delta = store.files("AAPL", "1m")
-        _flip(delta)
+        _, delta = store._core.listing(SeriesKey("AAPL", "1m"))[1]
+        assert delta.path.endswith(".inline")  # a small upsert: a BLOB in the catalog
+        con = sqlite3.connect(tmp_path / "catalog.sqlite")
+        with con:
+            blob = bytearray(con.execute("SELECT data FROM deltas WHERE path = ?", (delta.path,)).fetchone()[0])
+            blob[len(blob) // 3] ^= 0x5A
+            con.execute("UPDATE deltas SET data = ? WHERE path = ?", (bytes(blob), delta.path))
+        con.close()
         report = store.verify()
-        assert [p for p, _ in report.damaged] == [str(delta)]
+        assert [p for p, _ in report.damaged] == [str(tmp_path / delta.path)]
         assert_bars_equal(store.read("AAPL", "1m"), make_bars(ts))  # the older version shows again...
         assert store.coverage("AAPL", "1m") == [CoverageInterval(ts[0], ts[10]),  # ...but is marked missing
                                                 CoverageInterval(ts[20], ts[-1] + MINUTE_US)]

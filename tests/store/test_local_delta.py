@@ -1,14 +1,19 @@
-"""Small upsert deltas (Arrow IPC files) and the one-``syncfs`` publication of many files.
+"""Small upsert deltas (inline Arrow IPC BLOBs in the catalog) and the one-``syncfs`` publication.
 
-A small write to a series that already holds rows is an Arrow IPC delta instead of a
-Parquet file; compaction turns deltas back into Parquet. These tests read deltas (alone
-and mixed with Parquet files), compact them, damage them, crash between their write and
-the commit, and check when the store may make a call's files durable with one ``syncfs``.
+A small write to a series that already holds rows is an inline delta: an Arrow IPC file,
+zstd-framed, stored as a BLOB in the catalog in the same transaction as its manifest row
+(no file). Compaction turns deltas back into Parquet. These tests read deltas (alone and
+mixed with Parquet files), compact them, damage them, crash at every step of a call that
+mixes them with new Parquet files, check when the store may make a call's files durable
+with one ``syncfs``, and read the delta *files* (``.arrow``) of stores written before
+inline deltas, including their version-1 catalog.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,12 +21,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+import zstandard
 
 from tickvault.errors import CorruptData
 from tickvault.model import BAR_SCHEMA
 from tickvault.store.local import FileSystem, LocalStore
 from tickvault.store.local import _fs as fs_module
-from tickvault.store.local._delta import DELTA_MAX_ROWS, decode_delta, encode_delta
+from tickvault.store.local._catalog import NewSegment
+from tickvault.store.local._delta import (
+    DELTA_MAX_ROWS,
+    decode_delta,
+    decode_inline,
+    encode_delta,
+    encode_inline,
+)
+from tickvault.store.local._layout import Layout, SeriesKey
 from tickvault.store.local._writer import SYNC_ALL_MIN_FILES
 from tickvault.store.memory import MemoryStore
 from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, bars_to_rows, make_bars
@@ -36,27 +50,60 @@ def _minutes(start: int, count: int, first: int = T0_US) -> list[int]:
 
 
 def _kinds(store: LocalStore, symbol: str) -> list[str]:
-    return [p.suffix for p in store.files(symbol, "1m")]
+    """The kind of each manifest entry of a series, in publication order."""
+    return ["." + s.path.rsplit(".", 1)[1] for s in store._core.listing(SeriesKey.of(symbol, "1m"))[1]]
 
 
-def test_a_small_write_to_a_stored_series_is_an_ipc_delta_read_back_exactly(tmp_path: Path) -> None:
+def _catalog(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / "catalog.sqlite")
+
+
+def _blobs(root: Path) -> dict[str, bytes]:
+    con = _catalog(root)
+    try:
+        return {r[0]: bytes(r[1]) for r in con.execute("SELECT path, data FROM deltas")}
+    finally:
+        con.close()
+
+
+def _damage_blob(root: Path, path: str, change: object) -> None:
+    con = _catalog(root)
+    with con:
+        blob = bytes(con.execute("SELECT data FROM deltas WHERE path = ?", (path,)).fetchone()[0])
+        con.execute("UPDATE deltas SET data = ? WHERE path = ?", (change(blob), path))  # type: ignore[operator]
+    con.close()
+
+
+def _flip(blob: bytes) -> bytes:
+    data = bytearray(blob)
+    data[len(data) // 2] ^= 0x5A
+    return bytes(data)
+
+
+def test_a_small_write_to_a_stored_series_is_an_inline_delta_read_back_exactly(tmp_path: Path) -> None:
     oracle = MemoryStore()
     with LocalStore(tmp_path) as store:
         for s in (store, oracle):
             s.write("AAPL", "1m", make_bars(_minutes(0, 100), vwap=True, trade_count=True))
         assert _kinds(store, "AAPL") == [".parquet"]  # a series' first write is Parquet
+        files_before = sorted((tmp_path / "bars").rglob("*"))
         for s in (store, oracle):
             s.write("AAPL", "1m", make_bars(_minutes(50, 100), version=1, vwap=True))
-        assert _kinds(store, "AAPL") == [".parquet", ".arrow"]
-        delta = store.files("AAPL", "1m")[1]
-        # An external reader sees a plain Arrow IPC file of the bar schema.
-        assert ipc.open_file(pa.memory_map(str(delta))).read_all().schema.remove_metadata() == BAR_SCHEMA
-    with LocalStore(tmp_path, cache_bytes=0) as store:  # decoded from disk, not the write cache
+        assert _kinds(store, "AAPL") == [".parquet", ".inline"]
+        assert sorted((tmp_path / "bars").rglob("*")) == files_before  # no file, no folder
+        assert len(store.files("AAPL", "1m")) == 1  # files() lists files only
+        (_, blob), = _blobs(tmp_path).items()
+        # The BLOB is one zstd frame of a plain Arrow IPC file of the bar schema.
+        table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
+        assert table.schema.remove_metadata() == BAR_SCHEMA
+        assert table.num_rows == 100  # 50 changed rows, 50 new
+    with LocalStore(tmp_path, cache_bytes=0) as store:  # decoded from the catalog, not the write cache
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
         lo, hi = _minutes(40, 1)[0], _minutes(120, 1)[0]
         assert_bars_equal(store.read("AAPL", "1m", lo, hi, columns=["close", "vwap"]),
                           oracle.read("AAPL", "1m", lo, hi, columns=["close", "vwap"]))
         assert_bars_equal(store.latest("AAPL", "1m", 7), oracle.latest("AAPL", "1m", 7))
+        assert store.verify().ok
 
 
 def test_delta_encoding_round_trips_bit_for_bit() -> None:
@@ -64,15 +111,18 @@ def test_delta_encoding_round_trips_bit_for_bit() -> None:
     prices = table.column("close").to_numpy().copy()
     prices[:4] = [np.nan, -0.0, np.inf, 5e-324]
     table = table.set_column(4, "close", pa.array(prices))
-    back = decode_delta(encode_delta(table))
-    assert back.schema == BAR_SCHEMA
-    assert bars_to_rows(back) == bars_to_rows(table)
+    for back in (decode_delta(encode_delta(table)), decode_inline(encode_inline(table)),
+                 decode_inline(encode_delta(table).to_pybytes())):  # an inline BLOB may be plain IPC too
+        assert back.schema == BAR_SCHEMA
+        assert bars_to_rows(back) == bars_to_rows(table)
     assert decode_delta(encode_delta(table), ["vwap"]).column_names == ["ts", "vwap"]
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, table.schema) as writer:  # the right columns, but no format marker
         writer.write_table(table)
     with pytest.raises(ValueError, match="not a tickvault delta"):
         decode_delta(sink.getvalue())
+    with pytest.raises(ValueError, match="not an inline tickvault delta"):
+        decode_inline(b"PAR1 is not a delta")
 
 
 def test_big_writes_stay_parquet(tmp_path: Path) -> None:
@@ -81,7 +131,7 @@ def test_big_writes_stay_parquet(tmp_path: Path) -> None:
         store.write("AAPL", "1m", make_bars(_minutes(5, DELTA_MAX_ROWS + 1), version=1))
         assert _kinds(store, "AAPL") == [".parquet", ".parquet"]
         store.write("AAPL", "1m", make_bars(_minutes(0, DELTA_MAX_ROWS), version=2))
-        assert _kinds(store, "AAPL")[-1] == ".arrow"
+        assert _kinds(store, "AAPL")[-1] == ".inline"
 
 
 def test_mixed_partitions_merge_in_publication_order_and_compact_to_parquet(tmp_path: Path) -> None:
@@ -94,12 +144,11 @@ def test_mixed_partitions_merge_in_publication_order_and_compact_to_parquet(tmp_
             s.write("AAPL", "1m", make_bars(_minutes(-3000, 3000, Y2024_US), version=2))
             s.write("AAPL", "1m", make_bars(_minutes(-10, 15, Y2024_US), version=3))
             s.write("AAPL", "1m", make_bars(_minutes(200, 300, Y2024_US), version=4))
-        assert sorted(set(_kinds(store, "AAPL"))) == [".arrow", ".parquet"]
+        assert sorted(set(_kinds(store, "AAPL"))) == [".inline", ".parquet"]
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
         assert store.compact() == 1
-        files = store.files("AAPL", "1m")
-        assert [p.suffix for p in files] == [".parquet", ".parquet"]  # one Parquet file per partition
-        assert not list((tmp_path / "bars").rglob("*.arrow"))
+        assert _kinds(store, "AAPL") == [".parquet", ".parquet"]  # one Parquet file per partition
+        assert _blobs(tmp_path) == {}  # the compaction's commit dropped the BLOBs
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
 
 
@@ -107,12 +156,13 @@ def test_compact_turns_a_lone_delta_into_parquet(tmp_path: Path) -> None:
     with LocalStore(tmp_path) as store:
         store.write("AAPL", "1m", make_bars(_minutes(0, 10, Y2024_US)))
         store.write("AAPL", "1m", make_bars(_minutes(0, 10, Y2025_US)))  # a new partition, as a delta
-        assert _kinds(store, "AAPL") == [".parquet", ".arrow"]
+        assert _kinds(store, "AAPL") == [".parquet", ".inline"]
         before = store.read("AAPL", "1m")
         assert store.compact() == 1
         assert _kinds(store, "AAPL") == [".parquet", ".parquet"]
         assert_bars_equal(store.read("AAPL", "1m"), before)
         assert store.compact() == 0  # nothing left to do
+        assert _blobs(tmp_path) == {}
 
 
 def test_automatic_compaction_folds_deltas_into_parquet(tmp_path: Path) -> None:
@@ -121,39 +171,125 @@ def test_automatic_compaction_folds_deltas_into_parquet(tmp_path: Path) -> None:
         for i in range(6):
             for s in (store, oracle):
                 s.write("AAPL", "1m", make_bars(_minutes(10 * i, 20), version=i))
-        assert len(store.files("AAPL", "1m")) <= 3
+        assert len(_kinds(store, "AAPL")) <= 3
         assert ".parquet" in _kinds(store, "AAPL")
+        assert len(_blobs(tmp_path)) == _kinds(store, "AAPL").count(".inline")
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
 
 
-def test_a_damaged_delta_is_corrupt_data_then_set_aside(tmp_path: Path) -> None:
-    with LocalStore(tmp_path) as store:
+def _stored_delta(root: Path) -> str:
+    with LocalStore(root) as store:
         store.write("AAPL", "1m", make_bars(_minutes(0, 50)))
         store.write("AAPL", "1m", make_bars(_minutes(100, 20)))
-        delta = store.files("AAPL", "1m")[1]
-        assert delta.suffix == ".arrow"
-    data = bytearray(delta.read_bytes())
-    data[len(data) // 2] ^= 0x5A
-    delta.write_bytes(bytes(data))
+        assert _kinds(store, "AAPL") == [".parquet", ".inline"]
+        return store._core.listing(SeriesKey("AAPL", "1m"))[1][1].path
+
+
+def test_a_damaged_delta_is_corrupt_data_then_set_aside(tmp_path: Path) -> None:
+    delta = _stored_delta(tmp_path)
+    _damage_blob(tmp_path, delta, _flip)
     with LocalStore(tmp_path) as store:
         with pytest.raises(CorruptData, match="checksum") as err:
             store.read("AAPL", "1m")
-        assert err.value.context["path"] == str(delta)
+        assert err.value.context["path"] == str(tmp_path / delta)
         assert store.read("AAPL", "1m").num_rows == 50  # set aside: the next read sees the gap
         assert _kinds(store, "AAPL") == [".parquet"]
-    assert (tmp_path / "damaged").is_dir()
+    assert _blobs(tmp_path) == {}
+    aside = tmp_path / "damaged" / delta.removeprefix("bars/")
+    assert aside.is_file()  # the damaged bytes, kept for inspection
 
 
-def test_verify_checks_deltas(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", [lambda b: b[:-10], lambda b: b"", _flip,
+                                    lambda b: zstandard.ZstdCompressor().compress(b"ARROW1 but not IPC")])
+def test_verify_checks_deltas(tmp_path: Path, change: object) -> None:
+    delta = _stored_delta(tmp_path)
     with LocalStore(tmp_path) as store:
-        store.write("AAPL", "1m", make_bars(_minutes(0, 50)))
-        store.write("AAPL", "1m", make_bars(_minutes(100, 20)))
         assert store.verify().ok
-        delta = store.files("AAPL", "1m")[1]
-    delta.write_bytes(delta.read_bytes()[:-10])
+    _damage_blob(tmp_path, delta, change)
+    con = _catalog(tmp_path)
+    with con:  # a BLOB damaged so that it still matches its manifest row: only decoding can tell
+        blob = con.execute("SELECT data FROM deltas").fetchone()[0]
+        con.execute("UPDATE segments SET bytes = ?, crc32 = ? WHERE path = ?",
+                    (len(blob), zlib.crc32(blob), delta))
+    con.close()
     with LocalStore(tmp_path) as store:
         report = store.verify()
-        assert [path for path, _ in report.damaged] == [str(delta)]
+        assert [path for path, _ in report.damaged] == [str(tmp_path / delta)]
+        assert store.read("AAPL", "1m").num_rows == 50
+
+
+def test_a_delta_gone_from_the_catalog_is_missing_not_retried_forever(tmp_path: Path) -> None:
+    delta = _stored_delta(tmp_path)
+    con = _catalog(tmp_path)
+    with con:
+        con.execute("DELETE FROM deltas")
+    con.close()
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        with pytest.raises(CorruptData, match="missing"):
+            store.read("AAPL", "1m")
+        assert store.read("AAPL", "1m").num_rows == 50
+        assert store.verify().ok
+    assert not (tmp_path / "damaged" / delta.removeprefix("bars/")).exists()
+
+
+# -- stores written before inline deltas -------------------------------------------------
+
+def _old_file_delta(store: LocalStore, symbol: str, rows: pa.Table) -> None:
+    """Publish ``rows`` the way tickvault did before inline deltas: an ``.arrow`` file."""
+    core = store._core
+    key = SeriesKey.of(symbol, "1m")
+    series, _ = core.listing(key)
+    assert series is not None
+    ts = rows.column("ts").cast(pa.int64()).to_numpy()
+    rel = Layout.segment_rel(key, "2024", series.next_seq, "0ldf0rma", ".arrow")
+    data = encode_delta(rows)
+    core.fs.ensure_dirs([core.layout.abs(rel).parent])
+    core.fs.publish(core.layout.abs(rel), memoryview(data))
+    seg = NewSegment("2024", series.next_seq, rel, rows.num_rows, int(ts[0]), int(ts[-1]), data.size,
+                     zlib.crc32(memoryview(data)))
+    core.commit(key, series, add=[seg], remove=[], rows=series.rows + rows.num_rows, touched=True)
+
+
+def test_an_older_store_with_delta_files_and_a_version_1_catalog_still_reads(tmp_path: Path) -> None:
+    oracle = MemoryStore()
+    base = make_bars(_minutes(0, 50, Y2024_US))
+    old = make_bars(_minutes(100, 20, Y2024_US))
+    with LocalStore(tmp_path) as store:
+        for s in (store, oracle):
+            s.write("AAPL", "1m", base)
+        _old_file_delta(store, "AAPL", old)
+        oracle.write("AAPL", "1m", old)
+    con = _catalog(tmp_path)  # back to the catalog of that version: no deltas table
+    with con:
+        con.execute("DROP TRIGGER deltas_follow_segments")
+        con.execute("DROP TABLE deltas")
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with LocalStore(tmp_path, cache_bytes=0) as store:  # upgraded in place on open
+        assert _kinds(store, "AAPL") == [".parquet", ".arrow"]
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+        assert store.verify().ok
+        for s in (store, oracle):  # a new small upsert is inline, over the old delta file
+            s.write("AAPL", "1m", make_bars(_minutes(110, 20, Y2024_US), version=1))
+        assert _kinds(store, "AAPL") == [".parquet", ".arrow", ".inline"]
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+        assert store.compact() == 1
+        assert _kinds(store, "AAPL") == [".parquet"]
+        assert not list((tmp_path / "bars").rglob("*.arrow"))
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+    con = _catalog(tmp_path)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    con.close()
+
+
+def test_a_catalog_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    LocalStore(tmp_path).close()
+    con = _catalog(tmp_path)
+    with con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(Exception, match="schema version 99"):
+        LocalStore(tmp_path)
 
 
 # -- one syncfs for many files -----------------------------------------------------------
@@ -172,6 +308,7 @@ class SyncfsPowerLossFS(PowerLossFS):
 
 
 SYMBOLS = [f"S{i:02d}" for i in range(SYNC_ALL_MIN_FILES + 1)]
+NEW = [f"N{i:02d}" for i in range(SYNC_ALL_MIN_FILES + 1)]  # new series: their first files are Parquet
 
 
 def _setup(store: LocalStore | MemoryStore) -> None:
@@ -179,11 +316,13 @@ def _setup(store: LocalStore | MemoryStore) -> None:
 
 
 def _upsert(store: LocalStore | MemoryStore) -> None:
-    store.write_many([(s, "1m", make_bars(_minutes(20, 20), version=1)) for s in SYMBOLS])
+    # One call: inline deltas for the stored series, Parquet files for the new ones.
+    store.write_many([(s, "1m", make_bars(_minutes(20, 20), version=1)) for s in SYMBOLS]
+                     + [(s, "1m", make_bars(_minutes(5, 10))) for s in NEW])
 
 
 def _state(store: LocalStore | MemoryStore) -> list[list[tuple[object, ...]]]:
-    return [bars_to_rows(store.read(s, "1m")) for s in SYMBOLS]
+    return [bars_to_rows(store.read(s, "1m")) for s in SYMBOLS + NEW]
 
 
 def _crash_run(root: Path, crash_at: int | None) -> tuple[SyncfsPowerLossFS, list[str]]:
@@ -207,7 +346,8 @@ def test_power_loss_at_every_step_of_a_syncfs_publication(tmp_path: Path) -> Non
     _upsert(oracle)
     new = _state(oracle)
     _, steps = _crash_run(tmp_path / "dry", None)
-    # Deltas are written and renamed without per-file syncs, then one syncfs, then the commit.
+    # Files are written and renamed without per-file syncs, then one syncfs, then the commit
+    # (which also carries the inline deltas).
     assert "sync_all" in steps
     assert "fsync_file" not in steps
     assert steps.index("sync_all") > max(i for i, s in enumerate(steps) if s == "rename")
@@ -224,9 +364,13 @@ def test_power_loss_at_every_step_of_a_syncfs_publication(tmp_path: Path) -> Non
                 assert state == new, f"a committed write was lost by a crash before step {n}"
             else:
                 assert state in (old, new), f"a crash before step {n} left a mixed state"
-            listed = {p for s in SYMBOLS for p in store.files(s, "1m")}
+            listed = {p for s in SYMBOLS + NEW for p in store.files(s, "1m")}
             on_disk = {p for p in (root / "bars").rglob("*") if p.is_file()}
             assert on_disk == listed, f"stray files after a crash before step {n}: {on_disk - listed}"
+            inline = {seg.path for s in SYMBOLS for seg in store._core.listing(SeriesKey(s, "1m"))[1]
+                      if seg.path.endswith(".inline")}
+            assert inline == set(_blobs(root)), f"inline deltas without manifest rows after step {n}"
+            assert len(inline) == (len(SYMBOLS) if state == new else 0)
 
 
 def test_without_a_syncfs_model_a_fault_injecting_fs_gets_per_file_fsyncs(tmp_path: Path) -> None:
@@ -235,8 +379,8 @@ def test_without_a_syncfs_model_a_fault_injecting_fs_gets_per_file_fsyncs(tmp_pa
     with LocalStore(tmp_path, fs=fs) as store:
         _setup(store)
         fs.arm()
-        store.write_many([(s, "1m", make_bars(_minutes(20, 20), version=1)) for s in SYMBOLS])
-        assert fs.trace.count("fsync_file") == len(SYMBOLS)
+        _upsert(store)
+        assert fs.trace.count("fsync_file") == len(NEW)  # the inline deltas need none
 
 
 def test_syncfs_only_while_little_is_dirty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,5 +410,6 @@ def test_a_durable_write_many_through_syncfs_reads_back(tmp_path: Path, monkeypa
         for s in (store, oracle):
             _setup(s)
             _upsert(s)
-        assert all(_kinds(store, sym) == [".parquet", ".arrow"] for sym in SYMBOLS)
+        assert all(_kinds(store, sym) == [".parquet", ".inline"] for sym in SYMBOLS)
+        assert all(_kinds(store, sym) == [".parquet"] for sym in NEW)
         assert _state(store) == _state(oracle)

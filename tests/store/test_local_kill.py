@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -42,6 +43,14 @@ def _no_orphans(store: LocalStore) -> None:
     listed = {p for symbol in SYMBOLS for p in store.files(symbol, "1m")}
     on_disk = {p for p in (store.root / "bars").rglob("*") if p.is_file()}
     assert on_disk == listed, f"orphans left after open: {sorted(on_disk - listed)}"
+    # Inline deltas: a BLOB for every inline manifest row and none without one.
+    con = sqlite3.connect(store.root / "catalog.sqlite")
+    try:
+        inline = {r[0] for r in con.execute("SELECT path FROM segments WHERE path LIKE '%.inline'")}
+        blobs = {r[0] for r in con.execute("SELECT path FROM deltas")}
+    finally:
+        con.close()
+    assert inline == blobs, f"inline deltas and manifest rows disagree: {sorted(inline ^ blobs)}"
 
 
 def _wait_for_first_ack(ack: Path, timeout: float = 10.0) -> None:

@@ -5,12 +5,14 @@ For each scenario the operation is first run once to record its file-system step
 Then, for every step N, a fresh store is set up, the operation is crashed just before
 step N, everything not yet synced is dropped (:class:`~tickvault.testing.faults.PowerLossFS`),
 and the store is reopened. It must verify, hold either the complete old or the complete
-new state (the new one as soon as the commit returned), and keep no stray files.
+new state (the new one as soon as the commit returned), and keep no stray files and no
+inline delta without its manifest row (or the other way round).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +66,21 @@ SCENARIOS: dict[str, tuple[Step, Step, dict[str, int]]] = {
 }
 
 
+# Scenarios whose only new data is an inline delta: no file is written at all.
+INLINE_ONLY = {"upsert_delta"}
+
+
+def _inline_rows(root: Path) -> tuple[list[str], list[str]]:
+    """(manifest paths of inline deltas, paths in the deltas table), sorted."""
+    con = sqlite3.connect(root / "catalog.sqlite")
+    try:
+        listed = sorted(r[0] for r in con.execute("SELECT path FROM segments WHERE path LIKE '%.inline'"))
+        blobs = sorted(r[0] for r in con.execute("SELECT path FROM deltas"))
+    finally:
+        con.close()
+    return listed, blobs
+
+
 def _state(store: BarStore) -> dict[str, list[tuple[object, ...]]]:
     return {sym: bars_to_rows(store.read(sym, "1m")) for sym in ("AAPL", "BTC/USDT")}
 
@@ -98,8 +115,11 @@ def test_power_loss_at_every_step_leaves_old_or_new(tmp_path: Path, name: str) -
 
     _, crashed, steps = _run(tmp_path / "dry", setup, action, options, crash_at=None)
     assert not crashed
-    for kind in ("write_new", "fsync_file", "rename", "fsync_dir", "point:before_commit", "point:after_commit"):
+    file_steps = ("write_new", "fsync_file", "rename", "fsync_dir")
+    for kind in ("point:before_commit", "point:after_commit", *(() if name in INLINE_ONLY else file_steps)):
         assert kind in steps, f"{name}: the protocol never did {kind}"
+    if name in INLINE_ONLY:  # the delta goes into the catalog with the commit
+        assert not set(file_steps) & set(steps), f"{name}: an inline delta wrote a file"
     committed_at = steps.index("point:after_commit")
 
     # n == len(steps): the operation returned, then the power went.
@@ -120,3 +140,5 @@ def test_power_loss_at_every_step_leaves_old_or_new(tmp_path: Path, name: str) -
             listed = {p for sym in ("AAPL", "BTC/USDT") for p in store.files(sym, "1m")}
             on_disk = {p for p in (root / "bars").rglob("*") if p.is_file()}
             assert on_disk == listed, f"{name}: stray files after a crash {where}: {on_disk - listed}"
+        inline, blobs = _inline_rows(root)
+        assert inline == blobs, f"{name}: inline deltas and their manifest rows disagree after a crash {where}"

@@ -22,8 +22,10 @@ from tickvault.errors import InvalidInput, InvalidTimeframe, SchemaError, Storag
 from tickvault.model import BAR_SCHEMA, CoverageInterval
 from tickvault.store.base import BarStore
 from tickvault.store.local import FileSystem, LocalStore
+from tickvault.store.local._layout import SeriesKey
 from tickvault.store.local._locks import SeriesLock
-from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, make_bars
+from tickvault.store.memory import MemoryStore
+from tickvault.testing.conformance import MINUTE_US, T0_US, assert_bars_equal, make_bars, receipt_counts
 
 Y2024_US = 1_704_067_200_000_000
 
@@ -190,11 +192,13 @@ def test_a_reader_relists_when_compaction_removes_its_files(tmp_path: Path) -> N
         for i in range(0, 40, 10):
             store.write("AAPL", "1m", make_bars(ts[i:i + 10], version=i))
         expected = store.read("AAPL", "1m")
-        assert len(store.files("AAPL", "1m")) == 4
+        key = SeriesKey("AAPL", "1m")
+        assert len(store._core.listing(key)[1]) == 4  # a Parquet file and three inline deltas
     fs = _CompactOnFirstOpen(tmp_path)
     with LocalStore(tmp_path, fs=fs, cache_bytes=0) as reader:
         assert_bars_equal(reader.read("AAPL", "1m"), expected)
         assert fs.fired
+        assert len(reader._core.listing(key)[1]) == 1
         assert len(reader.files("AAPL", "1m")) == 1
 
 
@@ -243,6 +247,29 @@ def test_catalog_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
         assert raw.execute("SELECT symbol, timeframe, rows FROM series").fetchall() == [("AAPL", "1m", 1)]
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_wal_checkpoints_run_off_the_write_path_with_the_background_thread(tmp_path: Path, background: bool) -> None:
+    symbols = [f"S{i:03d}" for i in range(120)]
+    with LocalStore(tmp_path, background_compaction=background) as store:
+        conn = store._core.catalog.conn()
+        # A commit checkpoints only past 64 MiB of WAL with the thread, else past SQLite's 1,000 pages.
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (16384 if background else 1000)
+        store.write_many([(s, "1m", make_bars(_minutes(0, 10))) for s in symbols])
+        # ~5 MiB of inline deltas: past the threshold at which a write asks the thread to checkpoint.
+        rng = np.random.default_rng(7)  # noisy prices: the deltas must not compress to nothing
+        noisy = []
+        for s in symbols:
+            bars = make_bars(_minutes(5, 2000), version=1)
+            for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+                bars = bars.set_column(i, name, pa.array(rng.random(2000)))
+            noisy.append((s, "1m", bars))
+        store.write_many(noisy)
+        store.wait_for_compaction()  # also waits for the checkpoint it asked for
+        # Either way the BLOBs are now in the database file itself, not only in the WAL.
+        assert (tmp_path / "catalog.sqlite").stat().st_size > 4 * 2**20
+        assert all(store.read(s, "1m").num_rows == 2005 for s in symbols[:3])
 
 
 def test_bad_input_is_rejected_before_anything_changes(tmp_path: Path) -> None:
@@ -311,3 +338,26 @@ def test_numpy_integer_bounds_are_accepted(tmp_path: Path) -> None:
         store.clear_coverage("AAPL", "1m", np.int64(ts[3]), None)
         assert store.coverage("AAPL", "1m") == [CoverageInterval(ts[0], ts[3], updated_us=7)]
         assert store.delete_range("AAPL", "1m", np.int64(ts[8]), None) == 2
+
+
+def test_write_many_prepares_mixed_items_like_one_write_at_a_time(tmp_path: Path) -> None:
+    # The call's items are sorted and de-duplicated together (one concatenated table):
+    # unsorted, duplicated, empty, multi-chunk and other-provider items must come out
+    # exactly as the oracle's item-by-item writes.
+    ts = _minutes(0, 30)
+    shuffled = make_bars(ts[10:20]).take(pa.array(np.random.default_rng(3).permutation(10)))
+    duplicated = pa.concat_tables([make_bars(ts[:5]), make_bars(ts[3:8], version=2)])  # later rows win
+    items = [
+        ("AAPL", "1m", make_bars(ts[:10])),
+        ("MSFT", "1m", shuffled),
+        ("AAPL", "1m", duplicated),
+        ("IBM", "1m", make_bars([])),
+        ("MSFT", "1m", pa.concat_tables([make_bars(ts[25:28], provider="other"), make_bars(ts[28:30])])),
+        ("BTC/USDT", "1m", make_bars(ts[::-1], version=1)),
+    ]
+    oracle = MemoryStore()
+    want = [oracle.write(s, tf, t) for s, tf, t in items]
+    with LocalStore(tmp_path) as store:
+        assert [receipt_counts(r) for r in store.write_many(items)] == [receipt_counts(r) for r in want]
+        for sym in ("AAPL", "MSFT", "IBM", "BTC/USDT"):
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))

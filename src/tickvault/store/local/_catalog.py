@@ -1,8 +1,9 @@
 """The transactional catalog of the embedded store: one SQLite database in WAL mode.
 
 It holds the *segment manifest* (which Parquet files make up each series; a file exists
-for readers only once its row is committed here), per-series statistics, the coverage
-ledger, corporate actions, instruments, quality reports and quarantined rows.
+for readers only once its row is committed here), the bytes of inline deltas (small
+upserts kept as BLOBs, committed with their manifest rows), per-series statistics, the
+coverage ledger, corporate actions, instruments, quality reports and quarantined rows.
 
 WAL mode lets readers in any process run while one writer commits, and
 ``synchronous=FULL`` makes every commit durable before it returns. Each thread gets its
@@ -12,6 +13,7 @@ value reaches SQL as a bound parameter, never by string formatting.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sqlite3
 import threading
@@ -26,7 +28,16 @@ from tickvault.store.local._layout import SeriesKey
 
 __all__ = ["Catalog", "NewSegment", "Segment", "SeriesRow", "now_us"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Version 2 added the ``deltas`` table (inline deltas) and its trigger; a version-1
+#: catalog is upgraded in place when it is opened (one transaction, nothing else changes).
+_OLD_VERSIONS = ("1",)
+
+_DELTAS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deltas (path TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS deltas_follow_segments AFTER DELETE ON segments
+    BEGIN DELETE FROM deltas WHERE path = OLD.path; END;
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,7 +113,11 @@ CREATE TABLE IF NOT EXISTS damaged (
     max_us INTEGER NOT NULL,
     at_us INTEGER NOT NULL
 );
-"""
+""" + _DELTAS_SCHEMA
+
+#: With deferred checkpoints a commit still checkpoints past this many WAL pages (64 MiB
+#: of 4 KiB pages), so the WAL stays bounded if the checkpointing thread never runs.
+DEFERRED_CHECKPOINT_PAGES = 16384
 
 _SEGMENT_COLS = "id, series_id, period, seq, path, rows, min_us, max_us, bytes, crc32"
 _SERIES_COLS = "id, symbol, timeframe, rel_dir, rows, first_us, last_us, last_write_us, next_seq"
@@ -133,6 +148,19 @@ def _prefetch(path: Path) -> None:
             os.close(fd)
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script (a trigger body's ``;`` does not end it)."""
+    out: list[str] = []
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    return out
+
+
 def now_us() -> int:
     """Wall-clock time in epoch microseconds."""
     return time.time_ns() // 1000
@@ -156,7 +184,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class NewSegment:
-    """A file about to be committed to the manifest."""
+    """A file (or an inline delta, with its ``data``) about to be committed to the manifest."""
 
     period: str
     seq: int
@@ -166,6 +194,7 @@ class NewSegment:
     max_us: int
     bytes: int
     crc32: int
+    data: builtins.bytes | None = None  # an inline delta's BLOB, inserted with the manifest row
 
 
 @dataclass(frozen=True)
@@ -199,12 +228,17 @@ class Catalog:
         Seconds to wait for another writer's transaction before :class:`StoreLocked`.
     durable
         ``synchronous=FULL`` when true, ``NORMAL`` (survives process crashes only) when false.
+    defer_checkpoints
+        Commits leave WAL checkpoints to :meth:`checkpoint` (called off the write path)
+        up to :data:`DEFERRED_CHECKPOINT_PAGES`; else SQLite's automatic checkpoint
+        (1,000 pages) runs inside the commit that crosses it.
     """
 
-    def __init__(self, path: Path, *, timeout: float, durable: bool) -> None:
+    def __init__(self, path: Path, *, timeout: float, durable: bool, defer_checkpoints: bool = False) -> None:
         self._path = path
         self._timeout = timeout
         self._sync = "FULL" if durable else "NORMAL"
+        self._autocheckpoint = DEFERRED_CHECKPOINT_PAGES if defer_checkpoints else 1000
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -215,13 +249,15 @@ class Catalog:
         try:
             # Both checks are reads, so an ordinary open writes (and fsyncs) nothing.
             self._use_wal(conn)
-            if not self._has_schema(conn):
+            version = self._schema_version(conn)
+            if version is None:
                 with self.write() as c:
-                    for stmt in _SCHEMA.split(";"):
-                        if stmt.strip():
-                            c.execute(stmt)
+                    for stmt in _statements(_SCHEMA):
+                        c.execute(stmt)
                     c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                               (SCHEMA_VERSION,))
+            elif version != SCHEMA_VERSION:
+                self._upgrade(conn)
         except sqlite3.Error as exc:
             self.close()
             raise StorageError(f"cannot open the catalog: {exc}", path=str(path)) from exc
@@ -245,16 +281,32 @@ class Catalog:
                 time.sleep(0.005)
 
     @staticmethod
-    def _has_schema(conn: sqlite3.Connection) -> bool:
+    def _schema_version(conn: sqlite3.Connection) -> str | None:
+        """The catalog's schema version (``None``: a new catalog), checked to be one we read."""
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.OperationalError:
-            return False
+            return None
         if row is None:
-            return False
-        if row[0] != SCHEMA_VERSION:
-            raise StorageError(f"catalog schema version {row[0]} is not supported (expected {SCHEMA_VERSION})")
-        return True
+            return None
+        version = str(row[0])
+        if version != SCHEMA_VERSION and version not in _OLD_VERSIONS:
+            raise StorageError(f"catalog schema version {version} is not supported (expected {SCHEMA_VERSION})")
+        return version
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Bring an older catalog to :data:`SCHEMA_VERSION` in one transaction.
+
+        Once upgraded, a tickvault that only knows version 1 refuses to open the store
+        (it could not read inline deltas) instead of taking them for missing files.
+        """
+        with self.write() as c:
+            version = self._schema_version(c)  # another process may have upgraded it meanwhile
+            if version == SCHEMA_VERSION:
+                return
+            for stmt in _statements(_DELTAS_SCHEMA):
+                c.execute(stmt)
+            c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
     # -- connections and transactions ----------------------------------------------------
     def conn(self) -> sqlite3.Connection:
@@ -270,6 +322,7 @@ class Catalog:
                                        check_same_thread=False)
                 conn.execute(f"PRAGMA synchronous={self._sync}")
                 conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+                conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot open the catalog: {exc}", path=str(self._path)) from exc
             self._conns.append(conn)
@@ -314,6 +367,17 @@ class Catalog:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database file (``PASSIVE``: never waits).
+
+        Commits are durable once their WAL frames are synced; this only keeps the WAL
+        short. Readers and writers keep running meanwhile.
+        """
+        try:
+            self.conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog checkpoint failed: {exc}", path=str(self._path)) from exc
 
     def close(self) -> None:
         """Close every connection (idempotent)."""
@@ -455,6 +519,14 @@ class Catalog:
             args.append(hi)
         return [Segment(*r) for r in conn.execute(sql + " ORDER BY seq", args)]
 
+    def delta_data(self, path: str) -> bytes | None:
+        """The BLOB of an inline delta, or ``None`` once it left the manifest."""
+        try:
+            row = self.conn().execute("SELECT data FROM deltas WHERE path = ?", (path,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+        return None if row is None else bytes(row[0])
+
     @staticmethod
     def all_series(conn: sqlite3.Connection) -> list[SeriesRow]:
         """Every series row, sorted by (symbol, timeframe)."""
@@ -476,6 +548,9 @@ class Catalog:
             [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
              for s in add],
         )
+        inline = [(s.path, s.data) for s in add if s.data is not None]
+        if inline:
+            conn.executemany("INSERT INTO deltas (path, data) VALUES (?, ?)", inline)
         next_seq = max([series.next_seq - 1, *[s.seq for s in add]]) + 1
         bounds = conn.execute("SELECT MIN(min_us), MAX(max_us) FROM segments WHERE series_id = ?",
                               (series.id,)).fetchone()
@@ -484,6 +559,37 @@ class Catalog:
             "last_write_us = CASE WHEN ? THEN ? ELSE last_write_us END WHERE id = ?",
             (rows, bounds[0], bounds[1], next_seq, 1 if touched else 0, created, series.id),
         )
+
+    @staticmethod
+    def append_manifests(conn: sqlite3.Connection,
+                         entries: Sequence[tuple[SeriesRow, Sequence[NewSegment], int, bool]]) -> None:
+        """:meth:`apply_manifest` without removals for many series: a few statements in all.
+
+        Each entry is ``(series, add, rows, touched)``; ``series`` must be the current row
+        (read under the series lock), so the new bounds follow from it and ``add``
+        without querying the manifest.
+        """
+        if not entries:
+            return
+        created = now_us()
+        conn.executemany(
+            "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
+             for series, add, _, _ in entries for s in add])
+        inline = [(s.path, s.data) for _, add, _, _ in entries for s in add if s.data is not None]
+        if inline:
+            conn.executemany("INSERT INTO deltas (path, data) VALUES (?, ?)", inline)
+        updates = []
+        for series, add, rows, touched in entries:
+            los = [s.min_us for s in add] + ([] if series.first_us is None else [series.first_us])
+            his = [s.max_us for s in add] + ([] if series.last_us is None else [series.last_us])
+            next_seq = max([series.next_seq - 1, *[s.seq for s in add]]) + 1
+            updates.append((rows, min(los) if los else None, max(his) if his else None, next_seq,
+                            1 if touched else 0, created, series.id))
+        conn.executemany(
+            "UPDATE series SET rows = ?, first_us = ?, last_us = ?, next_seq = ?, "
+            "last_write_us = CASE WHEN ? THEN ? ELSE last_write_us END WHERE id = ?", updates)
 
     @staticmethod
     def all_segments(conn: sqlite3.Connection) -> list[tuple[Segment, str, str]]:

@@ -27,7 +27,7 @@ import pyarrow as pa
 from tickvault.errors import CorruptData, StorageError
 from tickvault.model import BAR_SCHEMA
 from tickvault.store.local._catalog import Catalog, NewSegment, Segment, SeriesRow
-from tickvault.store.local._delta import is_delta
+from tickvault.store.local._delta import is_delta, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey
 from tickvault.store.local._locks import SeriesLock
@@ -82,7 +82,7 @@ class Core:
     """Paths, file system, catalog, reader and locks of one open store."""
 
     def __init__(self, root: Path, *, lock_timeout: float, durable: bool, cache_bytes: int,
-                 compact_threshold: int, fs: FileSystem | None) -> None:
+                 compact_threshold: int, fs: FileSystem | None, defer_checkpoints: bool = False) -> None:
         self.layout = Layout(root)
         self.fs = fs if fs is not None else FileSystem(durable=durable)
         self.lock_timeout = lock_timeout
@@ -91,14 +91,19 @@ class Core:
             self.fs.makedirs(root)
         except OSError as exc:
             raise StorageError(f"cannot create the store folder: {exc}", path=str(root)) from exc
-        self.catalog = Catalog(self.layout.catalog, timeout=lock_timeout, durable=durable)
-        self.reader = SegmentReader(self.layout, self.fs, cache_bytes)
+        self.catalog = Catalog(self.layout.catalog, timeout=lock_timeout, durable=durable,
+                               defer_checkpoints=defer_checkpoints)
+        self.reader = SegmentReader(self.layout, self.fs, cache_bytes, self.catalog.delta_data)
         self.session = Session(self.layout.sessions, self.fs)
+        self._lock_paths: dict[SeriesKey, Path] = {}
 
     # -- locks and listings ---------------------------------------------------------------
     def lock(self, key: SeriesKey, timeout: float | None = None) -> SeriesLock:
         """The writer lock of a series (not yet acquired)."""
-        return SeriesLock(self.layout.abs(key.lock_rel), self.lock_timeout if timeout is None else timeout,
+        path = self._lock_paths.get(key)
+        if path is None:
+            path = self._lock_paths[key] = self.layout.abs(key.lock_rel)
+        return SeriesLock(path, self.lock_timeout if timeout is None else timeout,
                           symbol=key.symbol, timeframe=key.timeframe)
 
     def listing(self, key: SeriesKey, lo: int | None = None,
@@ -191,19 +196,29 @@ class Core:
         than ``compact_threshold`` files (what a deferred compaction should merge).
         """
         with self.catalog.write(before_commit=lambda: self.fs.point("before_commit")) as conn:
+            # Pure additions (every write) in a few statements for all series at once.
+            Catalog.append_manifests(conn, [(ch.series, ch.add, ch.rows, ch.touched) for ch in entries
+                                            if not ch.remove])
             for ch in entries:
-                Catalog.apply_manifest(conn, ch.series, add=ch.add, remove=[s.id for s in ch.remove], rows=ch.rows,
-                                       touched=ch.touched)
+                if ch.remove:
+                    Catalog.apply_manifest(conn, ch.series, add=ch.add, remove=[s.id for s in ch.remove],
+                                           rows=ch.rows, touched=ch.touched)
             crowded = Catalog.crowded(conn, [ch.series.id for ch in entries], self.compact_threshold)
         self.fs.point("after_commit")
         self.discard([s for ch in entries for s in ch.remove])
         return crowded
 
     def discard(self, segs: Sequence[Segment]) -> None:
-        """Delete files no longer in the manifest (readers that listed them re-list)."""
+        """Delete files no longer in the manifest (readers that listed them re-list).
+
+        Inline deltas have no file: the commit that removed their manifest rows removed
+        their BLOBs too (a trigger).
+        """
         self.reader.forget([s.path for s in segs])
         parents = set()
         for s in segs:
+            if is_inline(s.path):
+                continue
             path = self.layout.abs(s.path)
             self.fs.unlink(path)
             parents.add(path.parent)

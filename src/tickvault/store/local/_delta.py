@@ -1,4 +1,4 @@
-"""Small delta files: Arrow IPC instead of Parquet, for the rows of one small upsert.
+"""Small deltas: Arrow IPC instead of Parquet, for the rows of one small upsert.
 
 Why this module exists: writing a Parquet file costs ~0.9 ms of CPU whatever its size
 (pyarrow's fixed cost of setting up writers, statistics and the footer), so a daily
@@ -11,23 +11,41 @@ that already hold data use it (at most :data:`DELTA_MAX_ROWS` rows), and why com
 turns them back into Parquet: every file that compaction writes is Parquet, and after
 ``compact()`` every partition is one Parquet file again.
 
-A delta file is the Arrow IPC *file* format (``ARROW1`` magic and footer, what Polars'
-``read_ipc`` and ``pyarrow.feather`` read) with the suffix :data:`DELTA_SUFFIX`. Like a
-Parquet file it is immutable, named once, checked against the size and CRC32 recorded in
-its manifest row before it is decoded, and its schema must be exactly ``BAR_SCHEMA``.
+A delta is the Arrow IPC *file* format (``ARROW1`` magic and footer, what Polars'
+``read_ipc`` and ``pyarrow.feather`` read). It is written as an **inline delta**: a BLOB
+in the catalog (``deltas`` table), inserted in the same SQLite transaction as its
+manifest row, so it is durable and visible exactly when the commit is, and no file is
+created (creating 500 small files was most of a daily upsert's time). Its manifest path
+ends in :data:`INLINE_SUFFIX` and names no file. The BLOB is the IPC file compressed as
+one zstd frame (level 1, ~3x smaller: the bytes go through the catalog's WAL, so fewer
+is faster), or the IPC file as is (``ARROW1`` magic): :func:`decode_inline` accepts both.
+Stores written before inline deltas hold delta *files* with the suffix
+:data:`DELTA_SUFFIX` (the same IPC bytes, uncompressed); they are still read. Like a
+Parquet file a delta is immutable, named once, checked against the size and CRC32
+recorded in its manifest row before it is decoded, and its schema must be exactly
+``BAR_SCHEMA``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import pyarrow as pa
+import zstandard
 
 from tickvault.model import BAR_SCHEMA
 
-__all__ = ["DELTA_MAX_ROWS", "DELTA_SUFFIX", "decode_delta", "encode_delta", "is_delta"]
+__all__ = ["DELTA_MAX_ROWS", "DELTA_SUFFIX", "INLINE_SUFFIX", "compress_delta", "decode_delta", "decode_inline",
+           "encode_delta", "encode_inline", "is_delta", "is_inline"]
 
+#: Suffix of a delta *file* (written by stores before inline deltas; still read).
 DELTA_SUFFIX = ".arrow"
+#: Suffix of the manifest path of an inline delta (a catalog BLOB, no file).
+INLINE_SUFFIX = ".inline"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ARROW_MAGIC = b"ARROW1"
+_local = threading.local()
 #: Files of at most this many rows (to a series that already has rows) are deltas.
 #: Parquet's fixed cost dominates its encoding up to a few thousand rows (0.9 ms for
 #: 100 rows, 1.2 ms for 2,000), while a 2,048-row delta stays ~140 KB.
@@ -40,8 +58,13 @@ _SCHEMA = BAR_SCHEMA.with_metadata({_FORMAT_KEY: _FORMAT})
 
 
 def is_delta(path: str) -> bool:
-    """Whether a manifest path names an Arrow IPC delta file (else it is Parquet)."""
-    return path.endswith(DELTA_SUFFIX)
+    """Whether a manifest path names an Arrow IPC delta, inline or a file (else it is Parquet)."""
+    return path.endswith((INLINE_SUFFIX, DELTA_SUFFIX))
+
+
+def is_inline(path: str) -> bool:
+    """Whether a manifest path names an inline delta (a catalog BLOB, not a file)."""
+    return path.endswith(INLINE_SUFFIX)
 
 
 def encode_delta(table: pa.Table) -> pa.Buffer:
@@ -75,3 +98,41 @@ def decode_delta(buf: pa.Buffer, columns: Sequence[str] | None = None) -> pa.Tab
     if columns is None:
         return table
     return table.select(["ts", *[c for c in columns if c != "ts"]])
+
+
+def _codecs() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    # One context per thread (they are not thread-safe), made once: creating a zstd
+    # context costs ~35 us in a VM (cpuid traps), more than compressing a delta.
+    pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(_local, "pair", None)
+    if pair is None:
+        pair = _local.pair = (zstandard.ZstdCompressor(level=1), zstandard.ZstdDecompressor())
+    return pair
+
+
+def compress_delta(ipc_file: pa.Buffer) -> bytes:
+    """The BLOB of an inline delta from :func:`encode_delta`'s file: one zstd frame."""
+    return _codecs()[0].compress(memoryview(ipc_file))  # type: ignore[no-any-return]
+
+
+def encode_inline(table: pa.Table) -> bytes:
+    """The BLOB of an inline delta of ``table`` (:func:`compress_delta` of :func:`encode_delta`)."""
+    return compress_delta(encode_delta(table))
+
+
+def decode_inline(blob: pa.Buffer | bytes, columns: Sequence[str] | None = None) -> pa.Table:
+    """Decode an inline delta's BLOB (zstd-framed or plain IPC file) like :func:`decode_delta`.
+
+    Raises
+    ------
+    ValueError
+        If the BLOB is neither, or not a delta of ``BAR_SCHEMA``.
+    zstandard.ZstdError, pyarrow.ArrowException
+        If it is damaged.
+    """
+    view = memoryview(blob)
+    head = bytes(view[:6])
+    if head.startswith(_ZSTD_MAGIC):
+        return decode_delta(pa.py_buffer(_codecs()[1].decompress(view)), columns)
+    if head == _ARROW_MAGIC:
+        return decode_delta(pa.py_buffer(view), columns)
+    raise ValueError("not an inline tickvault delta")

@@ -83,6 +83,25 @@ def _period_unit(timeframe: str) -> str:
     return "all"
 
 
+@lru_cache(maxsize=4096)
+def _period_of_cached(unit: str, index: int) -> tuple[str, int, int]:
+    start = np.datetime64(index, unit)  # type: ignore[call-overload]
+    end = start + np.timedelta64(1, unit)  # type: ignore[call-overload]
+    return (str(start), int(start.astype("datetime64[us]").astype(np.int64)),
+            int(end.astype("datetime64[us]").astype(np.int64)))
+
+
+@lru_cache(maxsize=4096)
+def _period_of_day(unit: str, day: int) -> tuple[str, int, int]:
+    index = int(np.datetime64(day, "D").astype(f"datetime64[{unit}]").astype(np.int64))
+    return _period_of_cached(unit, index)
+
+
+def _period_of(unit: str, ts_us: int) -> tuple[str, int, int]:
+    """(label, start µs, end µs) of the period holding ``ts_us`` (periods are whole days)."""
+    return _period_of_day(unit, ts_us // _US_PER_DAY)
+
+
 def period_labels(timeframe: str, ts_us: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Split sorted ``ts_us`` into period partitions.
 
@@ -98,6 +117,10 @@ def period_labels(timeframe: str, ts_us: np.ndarray) -> tuple[list[str], np.ndar
         return [], np.array([0], dtype=np.int64)
     if unit == "all":
         return ["all"], np.array([0, n], dtype=np.int64)
+    first_us, last_us = int(ts_us[0]), int(ts_us[-1])
+    label, lo, hi = _period_of(unit, first_us)
+    if lo <= last_us < hi:  # the usual batch: one period, no array work
+        return [label], np.array([0, n], dtype=np.int64)
     # Only the period boundaries matter (ts is sorted): binary-search each one instead of
     # converting every timestamp to a calendar period (0.3 s for 5M rows).
     first = np.datetime64(int(ts_us[0]), "us").astype(f"datetime64[{unit}]")

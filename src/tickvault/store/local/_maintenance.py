@@ -9,7 +9,9 @@ in another process is never disturbed (its lock makes us skip that series).
 ``verify()`` re-reads every listed file (checksum recorded at publish time, size,
 decodability, row count). A damaged file leaves the manifest and its time range leaves
 the coverage ledger in one transaction, so the engine sees that range as missing and
-fetches it again; the file is then moved under ``damaged/`` for inspection. Nothing here
+fetches it again; the file is then moved under ``damaged/`` for inspection (a damaged
+inline delta's BLOB is written there as a file after the commit that dropped it; a crash
+in between loses only those damaged bytes). Nothing here
 raises on a damaged file, so a damaged store always opens and never crash-loops.
 """
 
@@ -22,6 +24,7 @@ from tickvault.errors import CorruptData, StorageError
 from tickvault.store.base import VerifyReport
 from tickvault.store.local._catalog import Catalog, Segment
 from tickvault.store.local._core import Core
+from tickvault.store.local._delta import is_inline
 from tickvault.store.local._fs import TEMP_SUFFIX
 from tickvault.store.local._layout import SeriesKey, bar_span_us
 from tickvault.store.local._ledger import clear_coverage_in
@@ -164,6 +167,8 @@ def _set_aside(core: Core, key: SeriesKey, items: list[tuple[Segment, str]]) -> 
         core.session.ensure()
         doomed = {s.id for s, _ in items}
         rows = _remaining_rows(core, [s for s in segs if s.id not in doomed])
+        # An inline delta's BLOB leaves with its manifest row: keep its bytes to set aside.
+        blobs = {s.path: core.catalog.delta_data(s.path) for s, p in items if is_inline(s.path) and p != "missing"}
         with core.catalog.write(before_commit=lambda: core.fs.point("before_commit")) as conn:
             Catalog.apply_manifest(conn, series, add=[], remove=sorted(doomed), rows=rows, touched=True)
             for seg, problem in items:
@@ -180,6 +185,13 @@ def _set_aside(core: Core, key: SeriesKey, items: list[tuple[Segment, str]]) -> 
                 done.append(f"dropped missing {src} from the manifest; {note}")
                 continue
             target = core.layout.abs(_damaged_dest(seg.path))
+            if is_inline(seg.path):
+                data = blobs.get(seg.path)
+                if data is not None:
+                    core.fs.ensure_dirs([target.parent])
+                    core.fs.publish(target, data)
+                done.append(f"wrote the inline delta {seg.path} to {target}; {note}")
+                continue
             try:
                 core.fs.move_aside(src, target)
             except FileNotFoundError:

@@ -4,7 +4,8 @@ Bars live in Parquet files partitioned by timeframe / symbol / period, written o
 never modified; a SQLite catalog lists which files make up each series. A write
 publishes new files for the new and changed rows only, then commits their manifest rows
 in one transaction: that commit is the instant the write becomes visible and durable.
-Small appends therefore create small delta files (Arrow IPC: no Parquet encoding), which
+Small appends therefore create small deltas (Arrow IPC, kept as BLOBs in the catalog and
+committed with their manifest rows: no Parquet encoding, no file), which
 are merged into Parquet once a partition crosses the compaction threshold (on a
 background thread by default, so no write waits for it) or by
 :meth:`LocalStore.compact`, so reads stay a few files per partition.
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from tickvault.errors import CorruptData, InvalidInput, StorageError
@@ -39,6 +41,7 @@ from tickvault.store.local import _ledger, _maintenance
 from tickvault.store.local._catalog import Catalog, Segment
 from tickvault.store.local._compactor import Compactor, Todo
 from tickvault.store.local._core import Core, ManifestChange, lock_order
+from tickvault.store.local._delta import INLINE_SUFFIX, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import SeriesKey, canonical_timeframe
 from tickvault.store.local._reader import merge_segments, slice_range, ts_array
@@ -48,6 +51,9 @@ __all__ = ["LocalStore"]
 
 _log = logging.getLogger("tickvault.store.local")
 _DEFAULT_CACHE = 128 * 2**20
+# Inline-delta bytes after which a write asks the background thread for a WAL checkpoint
+# (about SQLite's own automatic threshold of 1,000 pages).
+_CHECKPOINT_BYTES = 4 * 2**20
 
 
 _EMPTY = BAR_SCHEMA.empty_table()
@@ -59,6 +65,35 @@ def _upsert(*tables: pa.Table) -> pa.Table:
     if len(live) <= 1:
         return live[0] if live else tables[0]
     return dedupe_last(pa.concat_tables(live).unify_dictionaries().combine_chunks())
+
+
+def _prepare(conformed: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]:
+    """Per conformed table, ``dedupe_last(t)`` in one chunk and its ``ts`` (int64 µs).
+
+    The work is done once on all of them concatenated, not per table: one copy into
+    single chunks, one ``ts`` array and one vectorised "strictly increasing?" test.
+    Only tables that are not sorted and unique get their own sort.
+    """
+    if not conformed:
+        return []
+    whole = pa.concat_tables(conformed).unify_dictionaries().combine_chunks()
+    ts = ts_array(whole)
+    sizes = np.fromiter((t.num_rows for t in conformed), dtype=np.int64, count=len(conformed))
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    # Steps that are not increasing, except across the border of two tables.
+    bad = np.flatnonzero(ts[1:] <= ts[:-1]) + 1
+    bad = bad[~np.isin(bad, starts)]
+    unsorted = set(np.searchsorted(starts, bad, side="right").tolist())
+    out: list[tuple[pa.Table, np.ndarray]] = []
+    for i in range(len(conformed)):
+        a, n = int(starts[i]), int(sizes[i])
+        part = whole.slice(a, n)
+        if i + 1 in unsorted:  # searchsorted numbers the tables from 1
+            part = dedupe_last(part).combine_chunks()
+            out.append((part, ts_array(part)))
+        else:
+            out.append((part, ts[a:a + n]))
+    return out
 
 
 def _bound(value: int | None) -> int | None:
@@ -105,11 +140,14 @@ class LocalStore:
         if compact_threshold < 1:
             raise InvalidInput(f"compact_threshold must be >= 1, got {compact_threshold}")
         self.root = Path(root).expanduser().resolve()
+        # With the background thread, WAL checkpoints are its job too (off the write path).
         self._core = Core(self.root, lock_timeout=lock_timeout, durable=durable, cache_bytes=cache_bytes,
-                          compact_threshold=compact_threshold, fs=fs)
+                          compact_threshold=compact_threshold, fs=fs, defer_checkpoints=background_compaction)
         self._closed = False
         self._close_lock = threading.Lock()
-        self._compactor = Compactor(self._auto_compact, lock_order) if background_compaction else None
+        self._compactor = Compactor(self._auto_compact, lock_order, idle=self._checkpoint) \
+            if background_compaction else None
+        self._wal_bytes = 0  # inline-delta bytes committed since the last checkpoint request
         try:
             _maintenance.recover(self._core)
         except BaseException:
@@ -199,9 +237,10 @@ class LocalStore:
         compacted after the commit: on the background thread (default; the call does not
         wait for it), or by this call once its locks are released. Either way a series
         another writer holds then is skipped, and a later write hands it over again.
-        Small files (at most 2,048 rows) to series that already hold rows are Arrow IPC
-        deltas, and a call of many files is made durable by one ``syncfs`` when the
-        machine has little dirty data (see ``docs/store.md``).
+        Small partitions (at most 2,048 rows) of series that already hold rows are inline
+        Arrow IPC deltas, written into the catalog by the commit itself (no file); a call
+        of many files is made durable by one ``syncfs`` when the machine has little dirty
+        data (see ``docs/store.md``).
 
         Returns
         -------
@@ -218,9 +257,15 @@ class LocalStore:
             nothing of the call is written.
         """
         self._open()
+        keys: list[SeriesKey] = []
+        conformed: list[pa.Table] = []
+        for symbol, timeframe, table in items:  # item by item: the first invalid one raises
+            keys.append(SeriesKey.of(symbol, timeframe))
+            conformed.append(conform_table(table))
         # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
-        prepared = [(SeriesKey.of(symbol, timeframe), dedupe_last(conform_table(table)).combine_chunks())
-                    for symbol, timeframe, table in items]
+        batches = _prepare(conformed)
+        prepared = [(key, batch) for key, (batch, _) in zip(keys, batches, strict=True)]
+        stamps = [ts for _, ts in batches]
         receipts = [StoreReceipt() for _ in prepared]
         order: dict[SeriesKey, list[int]] = {}
         for i, (key, batch) in enumerate(prepared):
@@ -232,7 +277,7 @@ class LocalStore:
         reading: list[SeriesKey] = []
         try:
             with self._compactor.writing() if self._compactor is not None else nullcontext():
-                crowded = self._write_locked(prepared, order, receipts, reading)
+                crowded = self._write_locked(prepared, stamps, order, receipts, reading)
         except CorruptData as exc:
             if reading:
                 self._heal(reading[-1], exc)
@@ -242,10 +287,14 @@ class LocalStore:
                 self._compactor.submit(crowded)
             else:
                 self._auto_compact(crowded)
+        if self._compactor is not None and self._wal_bytes >= _CHECKPOINT_BYTES:
+            self._wal_bytes = 0
+            self._compactor.request_idle()
         return receipts
 
-    def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], order: dict[SeriesKey, list[int]],
-                      receipts: list[StoreReceipt], reading: list[SeriesKey]) -> Todo:
+    def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray],
+                      order: dict[SeriesKey, list[int]], receipts: list[StoreReceipt],
+                      reading: list[SeriesKey]) -> Todo:
         """The locked part of :meth:`write_many`; returns the partitions to compact."""
         core = self._core
         with ExitStack() as stack:
@@ -256,7 +305,7 @@ class LocalStore:
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
             deltas: set[SeriesKey] = set()  # series with rows already: small files are deltas
-            times = {key: [ts_array(prepared[i][1]) for i in order[key]] for key in keys}
+            times = {key: [stamps[i] for i in order[key]] for key in keys}
             bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
                       for key, spans in times.items()}
             listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
@@ -296,6 +345,8 @@ class LocalStore:
             crowded = core.commit_many(list(changes.values()))
         for pub in published:
             core.reader.keep_written(pub.segment.path, pub.rows)
+            if pub.segment.data is not None:
+                self._wal_bytes += len(pub.segment.data)
         for key, done in changes.items():
             # The series' bytes, split over the items that wrote rows by rows written.
             total = sum(s.bytes for s in done.add)
@@ -323,6 +374,14 @@ class LocalStore:
             path = self._core.layout.abs(str(exc.filename))
             raise CorruptData("a file listed in the manifest is missing", path=str(path), symbol=key.symbol,
                               timeframe=key.timeframe) from None
+
+    def _checkpoint(self) -> None:
+        # Like a compaction: the writes are committed; a failed checkpoint only leaves
+        # the WAL longer (SQLite's own checkpoint still bounds it).
+        try:
+            self._core.catalog.checkpoint()
+        except StorageError as exc:
+            _log.warning("catalog checkpoint failed: %s", exc)
 
     def _auto_compact(self, todo: Todo) -> None:
         # The write is already committed: a failed compaction must not turn it into an
@@ -525,7 +584,9 @@ class LocalStore:
         """Bytes on disk: every listed data file plus the catalog."""
         self._open()
         with self._core.catalog.read() as conn:
-            data = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments").fetchone()[0]
+            # Inline deltas live in the catalog file, counted below.
+            data = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE path NOT LIKE ?",
+                                (f"%{INLINE_SUFFIX}",)).fetchone()[0]
         catalog = self._core.layout.catalog
         extra = 0
         for suffix in ("", "-wal", "-shm"):
@@ -537,13 +598,14 @@ class LocalStore:
     def files(self, symbol: str, timeframe: str) -> list[Path]:
         """The published files of a series, in publication order.
 
-        Parquet files, and Arrow IPC files (``.arrow``) for small deltas not yet compacted.
-        After :meth:`compact` each period partition has exactly one Parquet file, so
-        external engines (DuckDB, Polars) can read the ``bars/`` tree directly; before it,
-        use this list and let later files win for duplicated ``ts``.
+        Parquet files (and Arrow IPC ``.arrow`` deltas of stores written before inline
+        deltas). Small upserts not yet compacted are inline deltas in the catalog, not
+        files, so they are not listed: after :meth:`compact` each period partition is
+        exactly one Parquet file holding every row, and external engines (DuckDB,
+        Polars) can read the ``bars/`` tree directly.
         """
         key = self._key(symbol, timeframe)
-        return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1]]
+        return [self._core.layout.abs(s.path) for s in self._core.listing(key)[1] if not is_inline(s.path)]
 
     def close(self) -> None:
         """End the writer session and release the catalog connections. Idempotent."""
