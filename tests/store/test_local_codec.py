@@ -221,6 +221,7 @@ def test_idle_cpu_reads_the_run_queue(monkeypatch: pytest.MonkeyPatch, tmp_path:
     loadavg.write_text("garbage\n")
     assert _codec._idle_cpu() is False
     loadavg.unlink()
+    monkeypatch.setattr(_codec, "_loadavg_fd", None)  # a process that never could open it
     assert _codec._idle_cpu() is False  # no /proc (not Linux): one thread
     loadavg.write_text("0.50 0.40 0.30 1/180 4242\n")
     monkeypatch.setattr(_codec, "_USABLE_CPUS", 1)
