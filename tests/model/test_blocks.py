@@ -8,8 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tickvault.model import ColumnBlock, shared_rows
-from tickvault.model import _blocks
+from tickvault.model import ColumnBlock, _blocks, shared_rows
 
 
 def _block(rows: int = 3, n: int = 10) -> tuple[ColumnBlock, list[pa.Array]]:
@@ -25,17 +24,21 @@ def test_rows_are_zero_copy_arrow_columns() -> None:
         assert np.array_equal(arr.to_numpy(), block.values[i])
         assert np.shares_memory(np.frombuffer(arr.buffers()[1], dtype=np.float64), block.values)
     found = shared_rows(arrays)
-    assert found is not None and found[0] is block
-    assert found[1].shape == (3, 10) and np.shares_memory(found[1], block.values)
+    assert found is not None
+    assert found[0] is block
+    assert found[1].shape == (3, 10)
+    assert np.shares_memory(found[1], block.values)
     sub = shared_rows(arrays[1:])
-    assert sub is not None and np.array_equal(sub[1], block.values[1:])
+    assert sub is not None
+    assert np.array_equal(sub[1], block.values[1:])
 
 
 def test_slices_share_only_when_aligned() -> None:
     block, arrays = _block()
     sliced = [a.slice(2, 5) for a in arrays]
     found = shared_rows(sliced)
-    assert found is not None and np.array_equal(found[1], block.values[:, 2:7])
+    assert found is not None
+    assert np.array_equal(found[1], block.values[:, 2:7])
     assert shared_rows([arrays[0].slice(2, 5), arrays[1].slice(3, 5)]) is None  # different offsets
     assert shared_rows([arrays[0].slice(2, 5), arrays[1].slice(2, 4)]) is None  # different lengths
 
@@ -64,24 +67,25 @@ def test_nulls_share_only_as_decoded() -> None:
 
 
 def test_registry_forgets_dead_blocks() -> None:
-    before = len(_blocks._ROWS)
     block, arrays = _block(4, 16)
-    assert len(_blocks._ROWS) == before + 4
+    addresses = [block.values.ctypes.data + i * block.values.strides[0] for i in range(4)]
+    assert all(_blocks._ROWS[a][0]() is block for a in addresses)
     table = pa.table({"a": arrays[0]})
     del block, arrays
     gc.collect()
-    assert len(_blocks._ROWS) == before + 4  # the table's column keeps the block alive
+    assert all(a in _blocks._ROWS for a in addresses)  # the table's column keeps the block alive
+    assert shared_rows([table.column("a").chunk(0)]) is not None
     del table
     gc.collect()
-    assert len(_blocks._ROWS) == before
+    assert not any(a in _blocks._ROWS for a in addresses)
 
 
 def test_rejects_bad_shapes_and_types() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="float64 or int64"):
         ColumnBlock(np.int32, 1, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one row"):
         ColumnBlock(np.float64, 0, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one row"):
         ColumnBlock(np.float64, 1, 0)
     block = ColumnBlock(np.int64, 1, 3)
     block.values[0] = [1, 2, 3]

@@ -174,12 +174,16 @@ def test_decoded_read_frame_wraps_the_store_block_and_copies_on_write(tmp_path: 
         frame.iloc[0, 0] = -1.0  # ... but a write copies first
         frame.iloc[1, frame.columns.get_loc("trade_count")] = -7
         frame.loc[frame.index[2], "vwap"] = 1e9
-        assert frame.iloc[0, 0] == -1.0 and frame["trade_count"].iloc[1] == -7 and frame["vwap"].iloc[2] == 1e9
-        assert got.equals(table) and store.read("AAA", "1m").equals(table)
+        assert frame.iloc[0, 0] == -1.0
+        assert frame["trade_count"].iloc[1] == -7
+        assert frame["vwap"].iloc[2] == 1e9
+        assert got.equals(table)
+        assert store.read("AAA", "1m").equals(table)
         _same(warm, table)
         warm.iloc[:, :5] = 0.0
         _same(to_format(store.read("AAA", "1m"), "pandas"), table)
-        assert frame.iloc[0, 0] == -1.0 and frame.iloc[3, 0] == table.column("open")[3].as_py()
+        assert frame.iloc[0, 0] == -1.0
+        assert frame.iloc[3, 0] == table.column("open")[3].as_py()
         store.close()
 
 

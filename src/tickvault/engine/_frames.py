@@ -114,6 +114,8 @@ def _tz_array_constructor() -> Callable[[np.ndarray, pd.DatetimeTZDtype], Any] |
 _TZ_ARRAY = _tz_array_constructor()
 _CATEGORIES: dict[tuple[Any, ...], pd.CategoricalDtype] = {}  # small dictionaries seen (provider names)
 _CATEGORIES_MAX = 256
+_COLUMNS: dict[tuple[str, ...], pd.Index] = {}  # column labels seen (immutable, so shared by frames)
+_COLUMNS_MAX = 64
 _TZ_DTYPES: dict[Any, pd.DatetimeTZDtype] = {}  # per Arrow timestamp type (pyarrow builds a new one each time)
 
 
@@ -245,11 +247,23 @@ def _fast_frame(table: pa.Table) -> pd.DataFrame | None:
     epochs = parts[0] if len(parts) == 1 else np.concatenate(parts)
     values = _TZ_ARRAY(epochs, tz_dtype) if _TZ_ARRAY is not None else pd.array(epochs, dtype=tz_dtype, copy=False)
     index = pd.DatetimeIndex(values, name="ts", copy=False)
+    columns = _columns_index(cols)
     if _SHARE is not None and any(owner is not None for _, _, owner in blocks):
-        return _SHARE(blocks, index, pd.Index(cols))
+        return _SHARE(blocks, index, columns)
     frame: pd.DataFrame = _FROM_BLOCKS([(values, places) for values, places, _ in blocks], index=index,
-                                       columns=pd.Index(cols))
+                                       columns=columns)
     return frame
+
+
+def _columns_index(cols: list[str]) -> pd.Index:
+    """``pd.Index(cols)``, built once per list of names (string indexes cost ~50 µs)."""
+    key = tuple(cols)
+    index = _COLUMNS.get(key)
+    if index is None:
+        if len(_COLUMNS) >= _COLUMNS_MAX:
+            _COLUMNS.clear()
+        index = _COLUMNS.setdefault(key, pd.Index(cols))
+    return index
 
 
 def _shared(table: pa.Table, names: list[str]) -> tuple[ColumnBlock, np.ndarray] | None:
