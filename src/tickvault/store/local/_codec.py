@@ -45,7 +45,8 @@ import pyarrow.parquet as pq
 from tickvault.errors import SchemaError
 from tickvault.model import BAR_SCHEMA, ColumnBlock
 
-__all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "decode", "encode", "find_scale", "from_scaled", "scaled_into"]
+__all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "decode", "encode", "find_scale", "from_scaled", "open_file",
+           "scaled_into"]
 
 FORMAT_VERSION = "2"  # 1: every decimal INT64, trade_count INT64 (decoded alike)
 FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
@@ -449,16 +450,32 @@ def _constant_dictionary(n: int, value: str) -> pa.Array[Any]:
 _FIELDS = {f.name: f for f in BAR_SCHEMA}
 
 
-def decode(source: Any, md: pq.FileMetaData, columns: Sequence[str] | None = None, *,
-           verify_pages: bool = True) -> pa.Table:
-    """Decode one stored file into a :data:`BAR_SCHEMA` table (or its ``columns``).
+def open_file(source: Any, md: pq.FileMetaData | None = None, *, verify_pages: bool = True) -> pq.ParquetFile:
+    """A Parquet file ready for :func:`decode`; its footer is parsed here unless ``md`` is given.
 
     Parameters
     ----------
     source
         A path or file object of the Parquet file.
     md
-        Its footer (cached by the caller so it is parsed once per file).
+        Its footer, if the caller has it cached (``None``: parse it, then see ``.metadata``).
+    verify_pages
+        See :func:`decode`.
+    """
+    return pq.ParquetFile(source, metadata=md, read_dictionary=["provider"], page_checksum_verification=verify_pages)
+
+
+def decode(source: Any, md: pq.FileMetaData | None = None, columns: Sequence[str] | None = None, *,
+           verify_pages: bool = True) -> pa.Table:
+    """Decode one stored file into a :data:`BAR_SCHEMA` table (or its ``columns``).
+
+    Parameters
+    ----------
+    source
+        A path or file object of the Parquet file, or a file from :func:`open_file`
+        (then ``md`` and ``verify_pages`` are the ones it was opened with).
+    md
+        Its footer, if the caller has it cached (``None``: parsed from ``source``).
     columns
         Subset of bar columns to materialise; ``ts`` is always read.
     verify_pages
@@ -469,11 +486,11 @@ def decode(source: Any, md: pq.FileMetaData, columns: Sequence[str] | None = Non
     Files of :data:`_THREADS_MIN_ROWS` rows or more are decoded with Arrow's per-column
     threads while a CPU is idle (:func:`_idle_cpu`), else on the calling thread.
     """
+    pf = source if isinstance(source, pq.ParquetFile) else open_file(source, md, verify_pages=verify_pages)
+    md = pf.metadata
     wanted = list(BAR_SCHEMA.names) if columns is None else ["ts", *[c for c in columns if c != "ts"]]
     synth = _synthesised(md)
     to_read = [c for c in wanted if c not in synth]
-    pf = pq.ParquetFile(source, metadata=md, read_dictionary=["provider"],
-                        page_checksum_verification=verify_pages)
     # Big reads of several files are parallel across files instead (and then no CPU idles).
     threads = md.num_rows >= _THREADS_MIN_ROWS and len(to_read) > 1 and _CPUS > 1 and _idle_cpu()
     raw = pf.read(columns=to_read, use_threads=threads)

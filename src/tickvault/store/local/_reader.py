@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from tickvault.errors import CorruptData
 from tickvault.model import BAR_SCHEMA, dedupe_last
 from tickvault.store.local._catalog import Segment
-from tickvault.store.local._codec import decode
+from tickvault.store.local._codec import decode, open_file
 from tickvault.store.local._delta import decode_delta, is_delta
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import Layout
@@ -146,8 +146,7 @@ class SegmentReader:
         delta = is_delta(seg.path)
         try:
             # The whole file's CRC32 was just checked: page CRCs would check the same bytes.
-            table = decode_delta(buf) if delta else decode(pa.BufferReader(buf), self._footer(seg, buf), columns,
-                                                            verify_pages=False)
+            table = decode_delta(buf) if delta else decode(self._open(seg, buf), columns=columns)
         except (pa.ArrowException, OSError, ValueError, KeyError, IndexError) as exc:
             raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
         if table.num_rows != seg.rows:
@@ -167,16 +166,17 @@ class SegmentReader:
             return buf, "checksum mismatch"
         return buf, None
 
-    def _footer(self, seg: Segment, buf: pa.Buffer) -> pq.FileMetaData:
+    def _open(self, seg: Segment, buf: pa.Buffer) -> pq.ParquetFile:
+        """The checked file ready to decode, its footer parsed once per path (cached)."""
         with self._lock:
             md = self._footers.get(seg.path)
+        pf = open_file(pa.BufferReader(buf), md, verify_pages=False)
         if md is None:
-            md = pq.read_metadata(pa.BufferReader(buf))
             with self._lock:
-                self._footers[seg.path] = md
+                self._footers[seg.path] = pf.metadata
                 while len(self._footers) > _FOOTERS:
                     self._footers.popitem(last=False)
-        return md
+        return pf
 
     def _remember(self, path: str, table: pa.Table) -> None:
         # The memory the entry keeps alive (whole buffers, also under a slice); ~100x
@@ -227,8 +227,7 @@ class SegmentReader:
                 table = decode_delta(buf)
                 table.validate(full=True)
             else:
-                md = pq.read_metadata(pa.BufferReader(buf))
-                table = decode(pa.BufferReader(buf), md)
+                table = decode(pa.BufferReader(buf))  # page CRCs checked too
         except (pa.ArrowException, OSError, ValueError, KeyError, IndexError) as exc:
             return f"cannot decode: {exc}"
         if table.num_rows != seg.rows:
