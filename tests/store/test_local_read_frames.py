@@ -213,3 +213,19 @@ def test_decoded_frames_with_nulls_equal_pyarrow(tmp_path: Path, vwap_nulls: boo
               table.slice(10))  # a slice of the block
         frame.iloc[0, :6] = 0.0
         assert got.equals(table)
+
+
+def test_a_small_slice_is_copied_not_pinning_the_block(tmp_path: Path) -> None:
+    table = _bars(20_000)
+    with LocalStore(tmp_path / "s", durable=False) as store:
+        store.write("AAA", "1m", table)
+        store = LocalStore(tmp_path / "s", durable=False)
+        whole = store.read("AAA", "1m")
+        latest = store.latest("AAA", "1m", 500)
+        frame = to_format(latest, "pandas")
+        _same(frame, table.slice(19_500))
+        assert not np.shares_memory(frame["open"].to_numpy(), _buffer(whole, "open"))
+        most = to_format(whole.slice(5_000), "pandas")
+        assert np.shares_memory(most["open"].to_numpy(), _buffer(whole, "open"))
+        _same(most, table.slice(5_000))
+        store.close()

@@ -267,14 +267,21 @@ def _columns_index(cols: list[str]) -> pd.Index:
 
 
 def _shared(table: pa.Table, names: list[str]) -> tuple[ColumnBlock, np.ndarray] | None:
-    """The :class:`ColumnBlock` whose consecutive rows are these columns, and their view."""
+    """The :class:`ColumnBlock` whose consecutive rows are these columns, and their view.
+
+    Only for a frame of at least half the block's rows: a small slice (the latest 500
+    bars of a year) is cheap to copy and should not keep the whole block alive.
+    """
     arrays: list[pa.Array[Any]] = []
     for name in names:
         col = table.column(name)
         if col.num_chunks != 1:
             return None
         arrays.append(cast("pa.Array[Any]", col.chunk(0)))
-    return shared_rows(arrays)
+    found = shared_rows(arrays)
+    if found is None or 2 * found[1].shape[1] < found[0].values.shape[1]:
+        return None
+    return found
 
 
 def to_format(table: pa.Table, fmt: str, *, index: bool = True) -> Any:
