@@ -229,3 +229,29 @@ def test_a_small_slice_is_copied_not_pinning_the_block(tmp_path: Path) -> None:
         assert np.shares_memory(most["open"].to_numpy(), _buffer(whole, "open"))
         _same(most, table.slice(5_000))
         store.close()
+
+
+_WRITES = {
+    "series *=": lambda df: df.__setitem__("open", df["open"] * 2),
+    "loc column": lambda df: df.loc.__setitem__((slice(None), "close"), 0.0),
+    "at": lambda df: df.at.__setitem__((df.index[5], "low"), 3.0),
+    "fillna inplace": lambda df: df.fillna(0.0, inplace=True),
+    "replace inplace": lambda df: df.replace(df["high"].iloc[0], -5.0, inplace=True),
+    "update": lambda df: df.update(df[["volume"]] + 1),
+    "column inplace op": lambda df: df["vwap"].__imul__(2),
+}
+
+
+@pytest.mark.parametrize("write", sorted(_WRITES))
+def test_no_frame_write_reaches_the_shared_block(tmp_path: Path, write: str) -> None:
+    table = _bars(12_000)
+    with LocalStore(tmp_path / "s", durable=False) as store:
+        store.write("AAA", "1m", table)
+        store = LocalStore(tmp_path / "s", durable=False)
+        got = store.read("AAA", "1m")
+        frame = to_format(got, "pandas")
+        assert np.shares_memory(frame["open"].to_numpy(), _buffer(got, "open"))
+        _WRITES[write](frame)
+        assert got.equals(table)
+        assert store.read("AAA", "1m").equals(table)
+        store.close()
