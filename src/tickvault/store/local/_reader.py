@@ -14,7 +14,6 @@ concatenated; otherwise a stable sort keeps the last version of each key.
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -26,6 +25,7 @@ from tickvault.errors import CorruptData
 from tickvault.model import BAR_SCHEMA, dedupe_last
 from tickvault.store.local._catalog import Segment
 from tickvault.store.local._codec import decode, open_file
+from tickvault.store.local._crc import crc32
 from tickvault.store.local._delta import decode_delta, is_delta
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import Layout
@@ -162,7 +162,7 @@ class SegmentReader:
             buf = handle.read_buffer()
         if buf.size != seg.bytes:
             return buf, f"size {buf.size} != {seg.bytes} recorded at publish time"
-        if zlib.crc32(memoryview(buf)) != seg.crc32:
+        if crc32(memoryview(buf)) != seg.crc32:
             return buf, "checksum mismatch"
         return buf, None
 

@@ -14,7 +14,6 @@ import functools
 import os
 import secrets
 import threading
-import zlib
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pyarrow as pa
 
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._codec import encode
+from tickvault.store.local._crc import crc32
 from tickvault.store.local._delta import DELTA_MAX_ROWS, DELTA_SUFFIX, encode_delta, is_delta
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
@@ -216,7 +216,7 @@ def publish_rows(layout: Layout, fs: FileSystem, key: SeriesKey, rows: pa.Table,
         data = encode(part, metadata=footer)
         fs.publish(layout.abs(rels[i]), memoryview(data))
         return NewSegment(labels[i], first_seq + i, rels[i], b - a, int(ts[a]), int(ts[b - 1]), data.size,
-                          zlib.crc32(memoryview(data)))
+                          crc32(memoryview(data)))
 
     return run_parallel([lambda i=i: job(i) for i in range(len(labels))], rows.num_rows)  # type: ignore[misc]
 
@@ -284,7 +284,7 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
         fs.write_new(tmp, memoryview(data))
         if not batch_sync:
             fs.fsync_file(tmp)
-        return tmp, NewSegment(label, seq, rel, part.num_rows, lo, hi, data.size, zlib.crc32(memoryview(data)))
+        return tmp, NewSegment(label, seq, rel, part.num_rows, lo, hi, data.size, crc32(memoryview(data)))
 
     # Threads pay off for Parquet encodings (they release the GIL) and overlapping fsyncs,
     # not for writing deltas (microseconds each).
