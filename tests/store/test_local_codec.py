@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +222,19 @@ def test_idle_cpu_reads_the_run_queue(monkeypatch: pytest.MonkeyPatch, tmp_path:
     loadavg.write_text("garbage\n")
     assert _codec._idle_cpu() is False
     loadavg.unlink()
+    monkeypatch.setattr(_codec, "_loadavg_fd", None)  # a process that never could open it
     assert _codec._idle_cpu() is False  # no /proc (not Linux): one thread
     loadavg.write_text("0.50 0.40 0.30 1/180 4242\n")
     monkeypatch.setattr(_codec, "_USABLE_CPUS", 1)
     assert _codec._idle_cpu() is False  # pinned to one CPU: threads cannot help
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 4096, 720_001])
+def test_file_checksum_is_zlibs_crc32(size: int) -> None:
+    """zlib-ng's CRC32 when installed, zlib's otherwise: the same values either way."""
+    from tickvault.store.local._crc import crc32
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert crc32(data) == zlib.crc32(data)
+    assert crc32(memoryview(data)[size // 3:]) == zlib.crc32(data[size // 3:])
+    assert crc32(pa.py_buffer(data)) == zlib.crc32(data)

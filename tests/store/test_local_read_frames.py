@@ -136,3 +136,122 @@ def test_direct_frame_other_units_and_zones(unit: str, tz: str) -> None:
         "trade_count": pa.array([1, None, 3], pa.int64()),
     })
     _same(indexed_frame(table), table)
+
+
+def _bars(n: int, *, seed: int = 3, vwap_nulls: bool = False, counts: bool = True) -> pa.Table:
+    ts = np.arange(n, dtype=np.int64) * 60_000_000 + 1_700_000_000_000_000
+    rng = np.random.default_rng(seed)
+    px = np.round(100 + rng.normal(0, 1, n).cumsum(), 2)
+    vwap = np.round(px + 0.001, 4)
+    return pa.table({
+        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "open": px, "high": px + 0.5, "low": px - 0.5, "close": px,
+        "volume": rng.integers(0, 10_000, n).astype(np.float64),
+        "vwap": pa.array(vwap, mask=(np.arange(n) % 5 == 0) if vwap_nulls else None),
+        "trade_count": pa.array(rng.integers(0, 500, n), pa.int64()) if counts else pa.nulls(n, pa.int64()),
+        "provider": pa.array(["sim"] * n).dictionary_encode(),
+    }).cast(BAR_SCHEMA)
+
+
+def _buffer(table: pa.Table, name: str) -> np.ndarray:
+    chunk = table.column(name).chunk(0)
+    return np.frombuffer(chunk.buffers()[1], dtype=chunk.type.to_pandas_dtype())
+
+
+def test_decoded_read_frame_wraps_the_store_block_and_copies_on_write(tmp_path: Path) -> None:
+    """A decoded file's frame wraps the decoder's block; a write copies it first (the cache shares it)."""
+    table = _bars(20_000)  # bigger than a file kept as written: this read decodes
+    with LocalStore(tmp_path / "s", durable=False) as store:
+        store.write("AAA", "1m", table)
+        store = LocalStore(tmp_path / "s", durable=False)  # a fresh handle: nothing cached yet
+        got = store.read("AAA", "1m")
+        frame = to_format(got, "pandas")
+        _same(frame, got)
+        assert np.shares_memory(frame["open"].to_numpy(), _buffer(got, "open"))  # no copy ...
+        assert np.shares_memory(frame["trade_count"].to_numpy(), _buffer(got, "trade_count"))
+        warm = to_format(store.read("AAA", "1m"), "pandas")  # the cached table: no copy either
+        assert np.shares_memory(warm["close"].to_numpy(), _buffer(got, "close"))
+        frame.iloc[0, 0] = -1.0  # ... but a write copies first
+        frame.iloc[1, frame.columns.get_loc("trade_count")] = -7
+        frame.loc[frame.index[2], "vwap"] = 1e9
+        assert frame.iloc[0, 0] == -1.0
+        assert frame["trade_count"].iloc[1] == -7
+        assert frame["vwap"].iloc[2] == 1e9
+        assert got.equals(table)
+        assert store.read("AAA", "1m").equals(table)
+        _same(warm, table)
+        warm.iloc[:, :5] = 0.0
+        _same(to_format(store.read("AAA", "1m"), "pandas"), table)
+        assert frame.iloc[0, 0] == -1.0
+        assert frame.iloc[3, 0] == table.column("open")[3].as_py()
+        store.close()
+
+
+def test_frame_writes_in_place_once_nothing_else_holds_the_block(tmp_path: Path) -> None:
+    table = _bars(20_000)
+    with LocalStore(tmp_path / "s", durable=False, cache_bytes=0) as store:
+        store.write("AAA", "1m", table)
+        frame = to_format(store.read("AAA", "1m"), "pandas")  # the table is gone at once
+        before = frame["open"].to_numpy()
+        frame.iloc[0, 0] = -1.0
+        assert frame.iloc[0, 0] == -1.0
+        assert np.shares_memory(frame["open"].to_numpy(), before)  # no copy was needed
+        _same(frame.iloc[1:], table.slice(1))
+
+
+@pytest.mark.parametrize(("vwap_nulls", "counts"), [(True, True), (False, False), (True, False)])
+def test_decoded_frames_with_nulls_equal_pyarrow(tmp_path: Path, vwap_nulls: bool, counts: bool) -> None:
+    """NaN where pyarrow has nulls: partly null vwap, all-null trade_count (a float column then)."""
+    table = _bars(12_000, vwap_nulls=vwap_nulls, counts=counts)
+    with LocalStore(tmp_path / "s", durable=False, cache_bytes=0) as store:
+        store.write("AAA", "1m", table)
+        got = store.read("AAA", "1m")
+        assert got.equals(table)
+        frame = to_format(got, "pandas")
+        _same(frame, table)
+        _same(to_format(store.read("AAA", "1m", start_us=1_700_000_600_000_000), "pandas"),
+              table.slice(10))  # a slice of the block
+        frame.iloc[0, :6] = 0.0
+        assert got.equals(table)
+
+
+def test_a_small_slice_is_copied_not_pinning_the_block(tmp_path: Path) -> None:
+    table = _bars(20_000)
+    with LocalStore(tmp_path / "s", durable=False) as store:
+        store.write("AAA", "1m", table)
+        store = LocalStore(tmp_path / "s", durable=False)
+        whole = store.read("AAA", "1m")
+        latest = store.latest("AAA", "1m", 500)
+        frame = to_format(latest, "pandas")
+        _same(frame, table.slice(19_500))
+        assert not np.shares_memory(frame["open"].to_numpy(), _buffer(whole, "open"))
+        most = to_format(whole.slice(5_000), "pandas")
+        assert np.shares_memory(most["open"].to_numpy(), _buffer(whole, "open"))
+        _same(most, table.slice(5_000))
+        store.close()
+
+
+_WRITES = {
+    "series *=": lambda df: df.__setitem__("open", df["open"] * 2),
+    "loc column": lambda df: df.loc.__setitem__((slice(None), "close"), 0.0),
+    "at": lambda df: df.at.__setitem__((df.index[5], "low"), 3.0),
+    "fillna inplace": lambda df: df.fillna(0.0, inplace=True),
+    "replace inplace": lambda df: df.replace(df["high"].iloc[0], -5.0, inplace=True),
+    "update": lambda df: df.update(df[["volume"]] + 1),
+    "column inplace op": lambda df: df["vwap"].__imul__(2),
+}
+
+
+@pytest.mark.parametrize("write", sorted(_WRITES))
+def test_no_frame_write_reaches_the_shared_block(tmp_path: Path, write: str) -> None:
+    table = _bars(12_000)
+    with LocalStore(tmp_path / "s", durable=False) as store:
+        store.write("AAA", "1m", table)
+        store = LocalStore(tmp_path / "s", durable=False)
+        got = store.read("AAA", "1m")
+        frame = to_format(got, "pandas")
+        assert np.shares_memory(frame["open"].to_numpy(), _buffer(got, "open"))
+        _WRITES[write](frame)
+        assert got.equals(table)
+        assert store.read("AAA", "1m").equals(table)
+        store.close()

@@ -1,5 +1,6 @@
 """Pure types shared by every layer: bar schema, timeframes, symbols, ranges, actions,
-coverage intervals and reports. No I/O happens here; only :mod:`tickvault.errors` is
+coverage intervals, reports, and the column blocks through which a decoded table becomes a
+pandas frame without a copy. No I/O happens here; only :mod:`tickvault.errors` is
 imported from the rest of the package.
 """
 
@@ -10,6 +11,7 @@ from tickvault.model._actions import (
     actions_from_frame,
     actions_to_table,
 )
+from tickvault.model._blocks import ColumnBlock, shared_rows
 from tickvault.model._coverage import (
     CoverageInterval,
     CoverageState,
@@ -49,6 +51,7 @@ __all__ = [
     "PRICE_COLUMNS",
     "ActionKind",
     "AssetClass",
+    "ColumnBlock",
     "CorporateAction",
     "CoverageInterval",
     "CoverageState",
@@ -71,6 +74,7 @@ __all__ = [
     "empty_bars",
     "empty_flags",
     "intervals_from_mask",
+    "shared_rows",
     "symbol_path_component",
     "to_utc",
     "ts_nanos",

@@ -15,7 +15,7 @@ Integer columns (scaled prices, volumes, ``trade_count``) are DELTA_BINARY_PACKE
 consecutive values move in small steps (prices) and BYTE_STREAM_SPLIT when they are
 closer to independent draws (volumes, trade counts), where zstd then entropy-codes each
 byte plane: 5-35% smaller than PLAIN or deltas on such columns. ``ts`` is TIMESTAMP(us,
-UTC), DELTA_BINARY_PACKED; ``trade_count`` is INT32 when the counts fit (read back as
+UTC), DELTA_BINARY_PACKED and LZ4; ``trade_count`` is INT32 when the counts fit (read back as
 int64); ``provider`` is dictionary-encoded. Delta-packed columns are zstd-compressed only
 when zstd finds runs in them (see :func:`int_layout`); columns without nulls are REQUIRED
 (no definition levels to decode); INT32 decimals are ``decimal32`` in the footer's Arrow
@@ -43,9 +43,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tickvault.errors import SchemaError
-from tickvault.model import BAR_SCHEMA
+from tickvault.model import BAR_SCHEMA, ColumnBlock
 
-__all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "decode", "encode", "find_scale", "from_scaled"]
+__all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "decode", "encode", "find_scale", "from_scaled", "open_file",
+           "scaled_into"]
 
 FORMAT_VERSION = "2"  # 1: every decimal INT64, trade_count INT64 (decoded alike)
 FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
@@ -54,6 +55,10 @@ _SAMPLE = 512  # values checked before a whole column is tried at a scale
 _WINDOW, _WINDOWS = 256, 8  # int_layout's sample: 8 runs of 256 consecutive values
 _STEP_RATIO = 0.25  # mean step / mean deviation above which deltas lose (see int_layout)
 _ZERO_STEPS_FOR_ZSTD = 0.5  # share of zero steps from which zstd pays on a delta-packed column
+# ts is LZ4 (LZ4_RAW in the file), not zstd: its delta-packed bytes are mostly runs, which
+# LZ4 finds too (+0.02-0.03 B/bar), and it decodes ~0.1 ms faster per symbol-year: zstd
+# pays a fixed cost per column chunk (its context, and cpuid traps in a VM).
+_LZ4_COLUMNS = frozenset({"ts"})
 _FLOAT_LAYOUT = ("BYTE_STREAM_SPLIT", True)  # float64 columns (no exact decimal, or all null)
 _INT32_DIGITS = 999_999_999  # largest |scaled value| of DECIMAL(9, k), stored as INT32
 _EXACT_LIMIT = float(2**53)
@@ -73,23 +78,27 @@ def _usable_cpus() -> int:
 
 _USABLE_CPUS = _usable_cpus()  # a process pinned to one CPU gains nothing from threads
 _LOADAVG = "/proc/loadavg"
+_loadavg_fd: tuple[str, int] | None = None  # (path, descriptor): opened once, kept (read-only, not inherited)
 
 
 def _idle_cpu() -> bool:
     """Whether a CPU is idle right now: fewer runnable tasks (this one included) than CPUs.
 
-    Linux's instantaneous run-queue count (``/proc/loadavg``, ~40 µs to read); elsewhere
-    ``False``. Arrow's per-column threads cut a symbol-year's Parquet decoding from ~2.0
+    Linux's instantaneous run-queue count (``/proc/loadavg``, a ``pread`` of a descriptor
+    kept open: ~2 µs, against ~15 µs to open the file each time); elsewhere ``False``.
+    Arrow's per-column threads cut a symbol-year's Parquet decoding from ~2.0
     to ~1.2 ms when a second CPU is free, but on a loaded machine each hand-over to the
     pool waits for a time slice: the median decode went from 2.0 to 4.5 ms at load 7 on
     2 CPUs. So the threads are used only while a CPU is idle, and never by a process
     allowed on a single CPU.
     """
+    global _loadavg_fd
     if _USABLE_CPUS < 2:
         return False
     try:
-        with open(_LOADAVG, "rb") as fh:
-            running = int(fh.read().split()[3].split(b"/")[0])
+        if _loadavg_fd is None or _loadavg_fd[0] != _LOADAVG:
+            _loadavg_fd = (_LOADAVG, os.open(_LOADAVG, os.O_RDONLY))
+        running = int(os.pread(_loadavg_fd[1], 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return False
     return running < _CPUS
@@ -105,16 +114,24 @@ def _pool_array(n: int, dtype: type[np.generic]) -> tuple[pa.Buffer, np.ndarray]
 def from_scaled(ints: np.ndarray, scale: int) -> tuple[pa.Buffer, np.ndarray]:
     """Decode scaled integers to float64: the single expression encoder and decoder share.
 
-    ``float(int) / 10**scale``, each step correctly rounded: the integers are converted to
-    the nearest doubles (exact: they are below 2**53), then divided in place. Two simple
-    passes cost 3-7% less of a decode than one mixed-type ``np.divide(ints, ...)``, which
-    numpy runs through a casting buffer. Returns the Arrow buffer and a numpy view of it.
+    ``float(int) / 10**scale``, each step correctly rounded (see :func:`scaled_into`).
+    Returns the Arrow buffer and a numpy view of it.
     """
     buf, floats = _pool_array(ints.size, np.float64)
-    floats[:] = ints
-    if scale:
-        np.divide(floats, 10.0**scale, out=floats)
+    scaled_into(ints, scale, floats)
     return buf, floats
+
+
+def scaled_into(ints: np.ndarray, scale: int, out: np.ndarray) -> None:
+    """Write ``float(int) / 10**scale`` of ``ints`` into the float64 array ``out``.
+
+    The integers are converted to the nearest doubles (exact: they are below 2**53), then
+    divided in place. Two simple passes cost 3-7% less of a decode than one mixed-type
+    ``np.divide(ints, ...)``, which numpy runs through a casting buffer.
+    """
+    out[:] = ints
+    if scale:
+        np.divide(out, 10.0**scale, out=out)
 
 
 def _scaled(x: np.ndarray, scale: int) -> np.ndarray | None:
@@ -323,13 +340,14 @@ def encode(table: pa.Table, *, metadata: dict[str, str] | None = None) -> pa.Buf
     if provider is not None:
         meta[_PROVIDER_KEY] = provider
     stats = [f.name for f in fields if not pa.types.is_decimal(f.type) and not (provider and f.name == "provider")]
-    zstd = [f.name for f in fields if layouts.get(f.name, ("", True))[1]]
+    zstd = [f.name for f in fields if layouts.get(f.name, ("", True))[1] and f.name not in _LZ4_COLUMNS]
     out_table = pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
     sink = pa.BufferOutputStream()
     pq.write_table(
         out_table,
         sink,
-        compression={f.name: "zstd" if f.name in zstd else "none" for f in fields},  # type: ignore[arg-type]
+        compression={f.name: "zstd" if f.name in zstd else "lz4" if f.name in _LZ4_COLUMNS else "none"
+                     for f in fields},  # type: ignore[arg-type]
         compression_level={name: 1 for name in zstd},  # type: ignore[arg-type]
         use_dictionary=["provider"],  # type: ignore[arg-type]
         column_encoding={name: encoding for name, (encoding, _) in layouts.items()},
@@ -369,46 +387,48 @@ def _synthesised(md: pq.FileMetaData) -> dict[str, Any]:
     return out
 
 
-def _float_column(arr: pa.Array[Any]) -> pa.Array[Any]:
+def _validity(arr: pa.Array[Any]) -> pa.Buffer | None:
+    """``arr``'s validity bitmap starting at its first value (``None`` without nulls)."""
+    if not arr.null_count:
+        return None
+    if arr.offset:
+        return arr.is_valid().buffers()[1]
+    return arr.buffers()[0]
+
+
+def _stored_ints(arr: pa.Array[Any]) -> tuple[np.ndarray, int]:
+    """The integers of a decimal array as stored (a view) and its scale."""
     t = arr.type
-    if pa.types.is_floating(t):
-        return arr
-    if pa.types.is_decimal(t):
-        n = len(arr)
-        data = arr.buffers()[1]
-        assert data is not None
-        ints: np.ndarray
-        if t.byte_width == 4:  # decimal32: format 2 (and other writers) for INT32 columns
-            ints = np.frombuffer(memoryview(data), dtype=np.int32, count=arr.offset + n)[arr.offset:]
-        else:
-            words = t.byte_width // 8
-            raw = np.frombuffer(memoryview(data), dtype=np.int64, count=(arr.offset + n) * words)
-            # decimal128 is two little-endian words per value; the low word holds the value
-            # (it is < 2**53 by construction) and the high word only its sign extension.
-            ints = raw[arr.offset * words::words] if words > 1 else raw[arr.offset:]
-        data_buf, _ = from_scaled(ints, t.scale)
-        validity = arr.buffers()[0] if arr.null_count else None
-        if validity is not None and arr.offset:
-            validity = arr.is_valid().buffers()[1]
-        return pa.Array.from_buffers(pa.float64(), n, [validity, data_buf], arr.null_count)
-    raise SchemaError(f"unexpected stored type {t} for a price column")
-
-
-def _int64_column(arr: pa.Array[Any]) -> pa.Array[Any]:
-    """``trade_count`` as int64 (INT32 in the file when the counts fit)."""
-    if arr.type == pa.int64():
-        return arr
-    if arr.type != pa.int32():
-        return arr.cast(pa.int64())
     n = len(arr)
     data = arr.buffers()[1]
     assert data is not None
-    buf, out = _pool_array(n, np.int64)
-    out[:] = np.frombuffer(memoryview(data), dtype=np.int32, count=arr.offset + n)[arr.offset:]
-    validity = arr.buffers()[0] if arr.null_count else None
-    if validity is not None and arr.offset:
-        validity = arr.is_valid().buffers()[1]
-    return pa.Array.from_buffers(pa.int64(), n, [validity, buf], arr.null_count)
+    if t.byte_width == 4:  # decimal32: format 2 (and other writers) for INT32 columns
+        return np.frombuffer(memoryview(data), dtype=np.int32, count=arr.offset + n)[arr.offset:], t.scale
+    words = t.byte_width // 8
+    raw = np.frombuffer(memoryview(data), dtype=np.int64, count=(arr.offset + n) * words)
+    # decimal128 is two little-endian words per value; the low word holds the value
+    # (it is < 2**53 by construction) and the high word only its sign extension.
+    return (raw[arr.offset * words::words] if words > 1 else raw[arr.offset:]), t.scale
+
+
+def _float_into(arr: pa.Array[Any], out: np.ndarray) -> None:
+    """Write a stored price column's float64 values into ``out`` (NaN where null)."""
+    t = arr.type
+    if pa.types.is_decimal(t):
+        ints, scale = _stored_ints(arr)
+        scaled_into(ints, scale, out)
+    elif pa.types.is_floating(t):
+        data = arr.buffers()[1]
+        assert data is not None
+        out[:] = np.frombuffer(memoryview(data), dtype=np.float64, count=arr.offset + len(arr))[arr.offset:]
+    else:
+        raise SchemaError(f"unexpected stored type {t} for a price column")
+    if arr.null_count:
+        np.copyto(out, np.nan, where=~np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def _one_chunk(col: pa.ChunkedArray[Any]) -> pa.Array[Any]:
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # type: ignore[return-value]
 
 
 _zero_indices = pa.py_buffer(b"")  # grown on demand, never written after: shared by tables
@@ -430,16 +450,32 @@ def _constant_dictionary(n: int, value: str) -> pa.Array[Any]:
 _FIELDS = {f.name: f for f in BAR_SCHEMA}
 
 
-def decode(source: Any, md: pq.FileMetaData, columns: Sequence[str] | None = None, *,
-           verify_pages: bool = True) -> pa.Table:
-    """Decode one stored file into a :data:`BAR_SCHEMA` table (or its ``columns``).
+def open_file(source: Any, md: pq.FileMetaData | None = None, *, verify_pages: bool = True) -> pq.ParquetFile:
+    """A Parquet file ready for :func:`decode`; its footer is parsed here unless ``md`` is given.
 
     Parameters
     ----------
     source
         A path or file object of the Parquet file.
     md
-        Its footer (cached by the caller so it is parsed once per file).
+        Its footer, if the caller has it cached (``None``: parse it, then see ``.metadata``).
+    verify_pages
+        See :func:`decode`.
+    """
+    return pq.ParquetFile(source, metadata=md, read_dictionary=["provider"], page_checksum_verification=verify_pages)
+
+
+def decode(source: Any, md: pq.FileMetaData | None = None, columns: Sequence[str] | None = None, *,
+           verify_pages: bool = True) -> pa.Table:
+    """Decode one stored file into a :data:`BAR_SCHEMA` table (or its ``columns``).
+
+    Parameters
+    ----------
+    source
+        A path or file object of the Parquet file, or a file from :func:`open_file`
+        (then ``md`` and ``verify_pages`` are the ones it was opened with).
+    md
+        Its footer, if the caller has it cached (``None``: parsed from ``source``).
     columns
         Subset of bar columns to materialise; ``ts`` is always read.
     verify_pages
@@ -450,31 +486,68 @@ def decode(source: Any, md: pq.FileMetaData, columns: Sequence[str] | None = Non
     Files of :data:`_THREADS_MIN_ROWS` rows or more are decoded with Arrow's per-column
     threads while a CPU is idle (:func:`_idle_cpu`), else on the calling thread.
     """
+    pf = source if isinstance(source, pq.ParquetFile) else open_file(source, md, verify_pages=verify_pages)
+    md = pf.metadata
     wanted = list(BAR_SCHEMA.names) if columns is None else ["ts", *[c for c in columns if c != "ts"]]
     synth = _synthesised(md)
     to_read = [c for c in wanted if c not in synth]
-    pf = pq.ParquetFile(source, metadata=md, read_dictionary=["provider"],
-                        page_checksum_verification=verify_pages)
     # Big reads of several files are parallel across files instead (and then no CPU idles).
     threads = md.num_rows >= _THREADS_MIN_ROWS and len(to_read) > 1 and _CPUS > 1 and _idle_cpu()
     raw = pf.read(columns=to_read, use_threads=threads)
     n = raw.num_rows
+    schema = BAR_SCHEMA if columns is None else pa.schema([_FIELDS[c] for c in wanted])
+    if n == 0:
+        return schema.empty_table()
+    # The float columns are decoded into the rows of one block, laid out as pandas keeps
+    # its float64 block: a frame can then wrap the block instead of copying every column
+    # (see tickvault.model.ColumnBlock). trade_count likewise gets a one-row int64 block.
+    floats = [c for c in wanted if c in FLOAT_COLUMNS]
+    block = ColumnBlock(np.float64, len(floats), n) if floats else None
     out: list[pa.Array[Any] | pa.ChunkedArray[Any]] = []
     for name in wanted:
-        if name in synth:
+        if block is not None and name in FLOAT_COLUMNS:
+            row = floats.index(name)
+            if name in synth:  # all null: NaN, as numpy shows nulls
+                block.values[row].fill(np.nan)
+                out.append(block.array(row, pa.py_buffer(bytes((n + 7) // 8)), n))
+            else:
+                arr = _one_chunk(raw.column(name))
+                _float_into(arr, block.values[row])
+                out.append(block.array(row, _validity(arr), arr.null_count))
+        elif name in synth:
             value = synth[name]
             out.append(pa.nulls(n, _FIELDS[name].type) if value is None else _constant_dictionary(n, value))
-            continue
-        col = raw.column(name)
-        if name in FLOAT_COLUMNS:
-            out.append(pa.chunked_array([_float_column(c) for c in col.chunks], pa.float64()))
         elif name == "trade_count":
-            out.append(pa.chunked_array([_int64_column(c) for c in col.chunks], pa.int64()))
-        elif name == "provider" and col.type != _PROVIDER_TYPE:
-            out.append(col.cast(pa.string()).dictionary_encode().cast(_PROVIDER_TYPE))
-        elif name == "ts" and col.type != _FIELDS[name].type:
-            out.append(col.cast(_FIELDS[name].type))
+            out.append(_counts(_one_chunk(raw.column(name))))
         else:
-            out.append(col)
-    schema = BAR_SCHEMA if columns is None else pa.schema([_FIELDS[c] for c in wanted])
+            col = raw.column(name)
+            if name == "provider" and col.type != _PROVIDER_TYPE:
+                out.append(col.cast(pa.string()).dictionary_encode().cast(_PROVIDER_TYPE))
+            elif name == "ts" and col.type != _FIELDS[name].type:
+                out.append(col.cast(_FIELDS[name].type))
+            else:
+                out.append(col)
     return pa.Table.from_arrays(out, schema=schema)
+
+
+def _counts(arr: pa.Array[Any]) -> pa.Array[Any]:
+    """``trade_count`` as int64 (INT32 in the file when the counts fit).
+
+    Without nulls the values go to a one-row :class:`ColumnBlock` (a frame wraps it as
+    its int64 block); with nulls pandas makes the column float64 anyway.
+    """
+    if arr.type not in (pa.int32(), pa.int64()):
+        return arr.cast(pa.int64())
+    data = arr.buffers()[1]
+    assert data is not None
+    width = np.int32 if arr.type == pa.int32() else np.int64
+    values = np.frombuffer(memoryview(data), dtype=width, count=arr.offset + len(arr))[arr.offset:]
+    if arr.null_count:
+        if arr.type == pa.int64():
+            return arr
+        buf, wide = _pool_array(len(arr), np.int64)
+        wide[:] = values
+        return pa.Array.from_buffers(pa.int64(), len(arr), [_validity(arr), buf], arr.null_count)
+    block = ColumnBlock(np.int64, 1, len(arr))
+    block.values[0] = values
+    return block.array(0)

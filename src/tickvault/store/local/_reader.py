@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,7 +27,8 @@ import zstandard
 from tickvault.errors import CorruptData
 from tickvault.model import BAR_SCHEMA, dedupe_last
 from tickvault.store.local._catalog import Segment
-from tickvault.store.local._codec import decode
+from tickvault.store.local._codec import decode, open_file
+from tickvault.store.local._crc import crc32
 from tickvault.store.local._delta import decode_delta, decode_inline, is_delta, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import Layout
@@ -167,8 +167,7 @@ class SegmentReader:
         delta = is_delta(seg.path)
         try:
             # The whole file's CRC32 was just checked: page CRCs would check the same bytes.
-            table = _decode_delta(seg.path, buf) if delta else decode(pa.BufferReader(buf), self._footer(seg, buf),
-                                                                       columns, verify_pages=False)
+            table = _decode_delta(seg.path, buf) if delta else decode(self._open(seg, buf), columns=columns)
         except (pa.ArrowException, OSError, ValueError, KeyError, IndexError, zstandard.ZstdError) as exc:
             raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
         if table.num_rows != seg.rows:
@@ -190,20 +189,21 @@ class SegmentReader:
                 buf = handle.read_buffer()
         if buf.size != seg.bytes:
             return buf, f"size {buf.size} != {seg.bytes} recorded at publish time"
-        if zlib.crc32(memoryview(buf)) != seg.crc32:
+        if crc32(memoryview(buf)) != seg.crc32:
             return buf, "checksum mismatch"
         return buf, None
 
-    def _footer(self, seg: Segment, buf: pa.Buffer) -> pq.FileMetaData:
+    def _open(self, seg: Segment, buf: pa.Buffer) -> pq.ParquetFile:
+        """The checked file ready to decode, its footer parsed once per path (cached)."""
         with self._lock:
             md = self._footers.get(seg.path)
+        pf = open_file(pa.BufferReader(buf), md, verify_pages=False)
         if md is None:
-            md = pq.read_metadata(pa.BufferReader(buf))
             with self._lock:
-                self._footers[seg.path] = md
+                self._footers[seg.path] = pf.metadata
                 while len(self._footers) > _FOOTERS:
                     self._footers.popitem(last=False)
-        return md
+        return pf
 
     def _remember(self, path: str, table: pa.Table, size: int | None = None) -> None:
         # The memory the entry keeps alive (whole buffers, also under a slice); ~100x
@@ -265,8 +265,7 @@ class SegmentReader:
                 table = _decode_delta(seg.path, buf)
                 table.validate(full=True)
             else:
-                md = pq.read_metadata(pa.BufferReader(buf))
-                table = decode(pa.BufferReader(buf), md)
+                table = decode(pa.BufferReader(buf))  # page CRCs checked too
         except (pa.ArrowException, OSError, ValueError, KeyError, IndexError, zstandard.ZstdError) as exc:
             return f"cannot decode: {exc}"
         if table.num_rows != seg.rows:

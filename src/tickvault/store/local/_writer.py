@@ -16,7 +16,6 @@ import functools
 import os
 import secrets
 import threading
-import zlib
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pyarrow as pa
 from tickvault.model import BAR_SCHEMA
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._codec import encode
+from tickvault.store.local._crc import crc32
 from tickvault.store.local._delta import DELTA_MAX_ROWS, INLINE_SUFFIX, compress_delta, encode_delta, is_inline
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
@@ -221,7 +221,7 @@ def publish_rows(layout: Layout, fs: FileSystem, key: SeriesKey, rows: pa.Table,
         data = encode(part, metadata=footer)
         fs.publish(layout.abs(rels[i]), memoryview(data))
         return NewSegment(labels[i], first_seq + i, rels[i], b - a, int(ts[a]), int(ts[b - 1]), data.size,
-                          zlib.crc32(memoryview(data)))
+                          crc32(memoryview(data)))
 
     return run_parallel([lambda i=i: job(i) for i in range(len(labels))], rows.num_rows)  # type: ignore[misc]
 
@@ -288,7 +288,7 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
         # The rows as the delta's own buffers (zero-copy): ``part`` may be a slice of a
         # much bigger batch, which the decoded-file cache must not keep alive.
         rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
-        return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), zlib.crc32(data), data), rows
+        return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), crc32(data), data), rows
 
     if inline:
         # zstd releases the GIL: many deltas compress on every core, one task per core
@@ -329,8 +329,7 @@ def _publish_files(layout: Layout, fs: FileSystem,
         fs.write_new(tmp, memoryview(data))
         if not batch_sync:
             fs.fsync_file(tmp)
-        return tmp, NewSegment(label, seq, plan[i][3], part.num_rows, lo, hi, data.size,
-                               zlib.crc32(memoryview(data)))
+        return tmp, NewSegment(label, seq, plan[i][3], part.num_rows, lo, hi, data.size, crc32(memoryview(data)))
 
     # Threads pay off for Parquet encodings (they release the GIL) and overlapping fsyncs.
     encoded_rows = sum(p[4].num_rows for p in plan)
