@@ -22,6 +22,7 @@ from tickvault.errors import InvalidInput, InvalidTimeframe, SchemaError, Storag
 from tickvault.model import BAR_SCHEMA, CoverageInterval
 from tickvault.store.base import BarStore
 from tickvault.store.local import FileSystem, LocalStore
+from tickvault.store.local import _store as _store_mod
 from tickvault.store.local._layout import SeriesKey
 from tickvault.store.local._locks import SeriesLock
 from tickvault.store.memory import MemoryStore
@@ -354,10 +355,14 @@ def test_write_many_prepares_mixed_items_like_one_write_at_a_time(tmp_path: Path
         ("IBM", "1m", make_bars([])),
         ("MSFT", "1m", pa.concat_tables([make_bars(ts[25:28], provider="other"), make_bars(ts[28:30])])),
         ("BTC/USDT", "1m", make_bars(ts[::-1], version=1)),
+        # bigger than _JOIN_MAX_ROWS: prepared on its own, between joined ones, unsorted
+        ("ETH/USDT", "1m", make_bars(_minutes(0, 9_000)[::-1])),
+        ("AAPL", "1m", make_bars(ts[5:12], version=3)),
     ]
+    assert items[-2][2].num_rows > _store_mod._JOIN_MAX_ROWS
     oracle = MemoryStore()
     want = [oracle.write(s, tf, t) for s, tf, t in items]
     with LocalStore(tmp_path) as store:
         assert [receipt_counts(r) for r in store.write_many(items)] == [receipt_counts(r) for r in want]
-        for sym in ("AAPL", "MSFT", "IBM", "BTC/USDT"):
+        for sym in ("AAPL", "MSFT", "IBM", "BTC/USDT", "ETH/USDT"):
             assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))

@@ -67,33 +67,44 @@ def _upsert(*tables: pa.Table) -> pa.Table:
     return dedupe_last(pa.concat_tables(live).unify_dictionaries().combine_chunks())
 
 
+# Items of at most this many rows are prepared together (one concatenation); bigger ones
+# one by one: concatenating a backfill's year-long items would copy (and fault in) every
+# byte of the call once more for nothing (measured: ingest of 500 symbol-years 4.6 -> 7.8 s).
+_JOIN_MAX_ROWS = 8_192
+
+
 def _prepare(conformed: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]:
     """Per conformed table, ``dedupe_last(t)`` in one chunk and its ``ts`` (int64 µs).
 
-    The work is done once on all of them concatenated, not per table: one copy into
-    single chunks, one ``ts`` array and one vectorised "strictly increasing?" test.
-    Only tables that are not sorted and unique get their own sort.
+    Small tables (a daily upsert's) are done once on all of them concatenated, not per
+    table: one copy into single chunks, one ``ts`` array and one vectorised "strictly
+    increasing?" test; only those that are not sorted and unique get their own sort. A
+    table of more than :data:`_JOIN_MAX_ROWS` rows is done on its own.
     """
-    if not conformed:
-        return []
-    whole = pa.concat_tables(conformed).unify_dictionaries().combine_chunks()
-    ts = ts_array(whole)
-    sizes = np.fromiter((t.num_rows for t in conformed), dtype=np.int64, count=len(conformed))
-    starts = np.concatenate(([0], np.cumsum(sizes)))
-    # Steps that are not increasing, except across the border of two tables.
-    bad = np.flatnonzero(ts[1:] <= ts[:-1]) + 1
-    bad = bad[~np.isin(bad, starts)]
-    unsorted = set(np.searchsorted(starts, bad, side="right").tolist())
-    out: list[tuple[pa.Table, np.ndarray]] = []
-    for i in range(len(conformed)):
-        a, n = int(starts[i]), int(sizes[i])
-        part = whole.slice(a, n)
-        if i + 1 in unsorted:  # searchsorted numbers the tables from 1
-            part = dedupe_last(part).combine_chunks()
-            out.append((part, ts_array(part)))
-        else:
-            out.append((part, ts[a:a + n]))
-    return out
+    out: list[tuple[pa.Table, np.ndarray] | None] = [None] * len(conformed)
+    small = [i for i, t in enumerate(conformed) if t.num_rows <= _JOIN_MAX_ROWS]
+    for i, t in enumerate(conformed):
+        if t.num_rows > _JOIN_MAX_ROWS:
+            part = dedupe_last(t).combine_chunks()
+            out[i] = (part, ts_array(part))
+    if small:
+        whole = pa.concat_tables([conformed[i] for i in small]).unify_dictionaries().combine_chunks()
+        ts = ts_array(whole)
+        sizes = np.fromiter((conformed[i].num_rows for i in small), dtype=np.int64, count=len(small))
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        # Steps that are not increasing, except across the border of two tables.
+        bad = np.flatnonzero(ts[1:] <= ts[:-1]) + 1
+        bad = bad[~np.isin(bad, starts)]
+        unsorted = set(np.searchsorted(starts, bad, side="right").tolist())
+        for j, i in enumerate(small):
+            a, n = int(starts[j]), int(sizes[j])
+            part = whole.slice(a, n)
+            if j + 1 in unsorted:  # searchsorted numbers the tables from 1
+                part = dedupe_last(part).combine_chunks()
+                out[i] = (part, ts_array(part))
+            else:
+                out[i] = (part, ts[a:a + n])
+    return [o for o in out if o is not None]
 
 
 def _bound(value: int | None) -> int | None:
