@@ -161,6 +161,24 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+_UPDATE_SERIES = ("UPDATE series SET rows = ?, first_us = ?, last_us = ?, next_seq = ?, "
+                  "last_write_us = CASE WHEN ? THEN ? ELSE last_write_us END WHERE id = ?")
+
+
+def _insert_segments(conn: sqlite3.Connection, added: Sequence[tuple[SeriesRow, NewSegment]]) -> int:
+    """Insert manifest rows (and the BLOBs of inline deltas among them); return their ``created_us``."""
+    created = now_us()
+    conn.executemany(
+        "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
+         for series, s in added])
+    inline = [(s.path, s.data) for _, s in added if s.data is not None]
+    if inline:
+        conn.executemany("INSERT INTO deltas (path, data) VALUES (?, ?)", inline)
+    return created
+
+
 def now_us() -> int:
     """Wall-clock time in epoch microseconds."""
     return time.time_ns() // 1000
@@ -541,24 +559,11 @@ class Catalog:
         """
         if remove:
             conn.executemany("DELETE FROM segments WHERE id = ?", [(i,) for i in remove])
-        created = now_us()
-        conn.executemany(
-            "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
-             for s in add],
-        )
-        inline = [(s.path, s.data) for s in add if s.data is not None]
-        if inline:
-            conn.executemany("INSERT INTO deltas (path, data) VALUES (?, ?)", inline)
+        created = _insert_segments(conn, [(series, s) for s in add])
         next_seq = max([series.next_seq - 1, *[s.seq for s in add]]) + 1
         bounds = conn.execute("SELECT MIN(min_us), MAX(max_us) FROM segments WHERE series_id = ?",
                               (series.id,)).fetchone()
-        conn.execute(
-            "UPDATE series SET rows = ?, first_us = ?, last_us = ?, next_seq = ?, "
-            "last_write_us = CASE WHEN ? THEN ? ELSE last_write_us END WHERE id = ?",
-            (rows, bounds[0], bounds[1], next_seq, 1 if touched else 0, created, series.id),
-        )
+        conn.execute(_UPDATE_SERIES, (rows, bounds[0], bounds[1], next_seq, 1 if touched else 0, created, series.id))
 
     @staticmethod
     def append_manifests(conn: sqlite3.Connection,
@@ -571,15 +576,7 @@ class Catalog:
         """
         if not entries:
             return
-        created = now_us()
-        conn.executemany(
-            "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
-             for series, add, _, _ in entries for s in add])
-        inline = [(s.path, s.data) for _, add, _, _ in entries for s in add if s.data is not None]
-        if inline:
-            conn.executemany("INSERT INTO deltas (path, data) VALUES (?, ?)", inline)
+        created = _insert_segments(conn, [(series, s) for series, add, _, _ in entries for s in add])
         updates = []
         for series, add, rows, touched in entries:
             los = [s.min_us for s in add] + ([] if series.first_us is None else [series.first_us])
@@ -587,9 +584,7 @@ class Catalog:
             next_seq = max([series.next_seq - 1, *[s.seq for s in add]]) + 1
             updates.append((rows, min(los) if los else None, max(his) if his else None, next_seq,
                             1 if touched else 0, created, series.id))
-        conn.executemany(
-            "UPDATE series SET rows = ?, first_us = ?, last_us = ?, next_seq = ?, "
-            "last_write_us = CASE WHEN ? THEN ? ELSE last_write_us END WHERE id = ?", updates)
+        conn.executemany(_UPDATE_SERIES, updates)
 
     @staticmethod
     def all_segments(conn: sqlite3.Connection) -> list[tuple[Segment, str, str]]:

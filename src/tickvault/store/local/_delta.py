@@ -37,7 +37,7 @@ import zstandard
 from tickvault.model import BAR_SCHEMA
 
 __all__ = ["DELTA_MAX_ROWS", "DELTA_SUFFIX", "INLINE_SUFFIX", "compress_delta", "decode_delta", "decode_inline",
-           "encode_delta", "encode_inline", "is_delta", "is_inline"]
+           "encode_delta", "is_delta", "is_inline"]
 
 #: Suffix of a delta *file* (written by stores before inline deltas; still read).
 DELTA_SUFFIX = ".arrow"
@@ -112,11 +112,6 @@ def _codecs() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
 def compress_delta(ipc_file: pa.Buffer) -> bytes:
     """The BLOB of an inline delta from :func:`encode_delta`'s file: one zstd frame."""
     return _codecs()[0].compress(memoryview(ipc_file))  # type: ignore[no-any-return]
-
-
-def encode_inline(table: pa.Table) -> bytes:
-    """The BLOB of an inline delta of ``table`` (:func:`compress_delta` of :func:`encode_delta`)."""
-    return compress_delta(encode_delta(table))
 
 
 def decode_inline(blob: pa.Buffer | bytes, columns: Sequence[str] | None = None) -> pa.Table:

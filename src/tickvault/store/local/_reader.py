@@ -37,6 +37,8 @@ __all__ = ["SegmentReader", "merge_segments", "slice_range", "ts_array"]
 
 _FOOTERS = 8192
 _WRITTEN_ROWS = 8192  # files up to this size are cached as written (see keep_written)
+# What a damaged Parquet file or delta can raise while being decoded.
+_DECODE_ERRORS = (pa.ArrowException, OSError, ValueError, KeyError, IndexError, zstandard.ZstdError)
 _ROW_BYTES = 72  # a BAR_SCHEMA row in memory (8 eight-byte columns and a 4-byte dictionary index)
 
 
@@ -168,7 +170,7 @@ class SegmentReader:
         try:
             # The whole file's CRC32 was just checked: page CRCs would check the same bytes.
             table = _decode_delta(seg.path, buf) if delta else decode(self._open(seg, buf), columns=columns)
-        except (pa.ArrowException, OSError, ValueError, KeyError, IndexError, zstandard.ZstdError) as exc:
+        except _DECODE_ERRORS as exc:
             raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
         if table.num_rows != seg.rows:
             raise CorruptData(f"stored file has {table.num_rows} rows, the manifest says {seg.rows}",
@@ -266,7 +268,7 @@ class SegmentReader:
                 table.validate(full=True)
             else:
                 table = decode(pa.BufferReader(buf))  # page CRCs checked too
-        except (pa.ArrowException, OSError, ValueError, KeyError, IndexError, zstandard.ZstdError) as exc:
+        except _DECODE_ERRORS as exc:
             return f"cannot decode: {exc}"
         if table.num_rows != seg.rows:
             return f"{table.num_rows} rows != {seg.rows} recorded at publish time"
