@@ -210,6 +210,75 @@ def test_big_decodes_use_threads_only_while_a_cpu_is_idle(monkeypatch: pytest.Mo
     assert threads == [False]
 
 
+@pytest.mark.parametrize("columns", [None, ["close"], ["open", "volume", "trade_count", "provider"]])
+def test_big_decodes_from_a_buffer_split_the_columns_over_two_threads(monkeypatch: pytest.MonkeyPatch,
+                                                                     columns: list[str] | None) -> None:
+    """With the file's bytes, a free CPU and the helper free: two readers, two halves, one table."""
+    n = _codec._THREADS_MIN_ROWS + 7
+    rng = np.random.default_rng(5)
+    close = np.round(100 + rng.normal(0, 0.1, n).cumsum(), 2)
+    high = (close + 0.05).astype(object)
+    high[::97] = None  # a price column with nulls: NaN in the block, the bitmap kept
+    table = make_bars([1_704_067_200_000_000 + i * MINUTE_US for i in range(n)], vwap=True, trade_count=True)
+    table = table.set_column(BAR_SCHEMA.get_field_index("close"), "close", pa.array(close, pa.float64()))
+    table = table.set_column(BAR_SCHEMA.get_field_index("high"), "high", pa.array(high, pa.float64()))
+    data = encode(table)
+    md = pq.read_metadata(pa.BufferReader(data))
+    monkeypatch.setattr(_codec, "_idle_cpu", lambda: True)
+    monkeypatch.setattr(_codec, "_CPUS", 2)
+    read = pq.ParquetFile.read
+    calls: list[tuple[tuple[str, ...], bool, str]] = []
+
+    def spy(self: pq.ParquetFile, *args: object, columns: list[str], use_threads: bool = True,
+            **kwargs: object) -> pa.Table:
+        import threading
+
+        calls.append((tuple(columns), use_threads, threading.current_thread().name))
+        return read(self, *args, columns=columns, use_threads=use_threads, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pq.ParquetFile, "read", spy)
+    expected = table if columns is None else table.select(["ts", *[c for c in columns if c != "ts"]])
+    got = decode(pa.BufferReader(data), md, columns, buffer=data)
+    assert_bars_equal(got, expected)
+    assert got.schema == expected.schema
+    stored = [c for c in expected.column_names if c != "provider"]  # the constant provider is in the footer
+    assert sorted(c for cols, _, _ in calls for c in cols) == sorted(stored)
+    assert all(not threads for _, threads, _ in calls)
+    assert len(calls) == 2
+    assert {name.startswith("tickvault-decode") for _, _, name in calls} == {True, False}
+    # The frame still wraps the decoded prices as one block (no copy): the split keeps them together.
+    frame_cols = [c for c in _codec.FLOAT_COLUMNS if c in expected.column_names]
+    from tickvault.model import shared_rows
+
+    assert shared_rows([got.column(c).chunk(0) for c in frame_cols]) is not None
+    # While another decode holds the helper thread: Arrow's own threads on this one.
+    calls.clear()
+    with _codec._helper_idle:
+        assert_bars_equal(decode(pa.BufferReader(data), md, columns, buffer=data), expected)
+    assert [threads for _, threads, _ in calls] == [True]
+
+
+def test_a_damaged_half_fails_the_decode_and_frees_the_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = _codec._THREADS_MIN_ROWS
+    table = make_bars([1_704_067_200_000_000 + i * MINUTE_US for i in range(n)], vwap=True, trade_count=True)
+    data = encode(table)
+    md = pq.read_metadata(pa.BufferReader(data))
+    monkeypatch.setattr(_codec, "_idle_cpu", lambda: True)
+    monkeypatch.setattr(_codec, "_CPUS", 2)
+    read = pq.ParquetFile.read
+
+    def broken(self: pq.ParquetFile, *args: object, columns: list[str], **kwargs: object) -> pa.Table:
+        if "volume" in columns:
+            raise pa.ArrowInvalid("damaged page")
+        return read(self, *args, columns=columns, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pq.ParquetFile, "read", broken)
+    with pytest.raises(pa.ArrowInvalid, match="damaged page"):
+        decode(pa.BufferReader(data), md, buffer=data)
+    assert _codec._helper_idle.acquire(blocking=False)  # released by the failed half
+    _codec._helper_idle.release()
+
+
 def test_idle_cpu_reads_the_run_queue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     loadavg = tmp_path / "loadavg"
     monkeypatch.setattr(_codec, "_LOADAVG", str(loadavg))

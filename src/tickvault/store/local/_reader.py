@@ -169,7 +169,7 @@ class SegmentReader:
         delta = is_delta(seg.path)
         try:
             # The whole file's CRC32 was just checked: page CRCs would check the same bytes.
-            table = _decode_delta(seg.path, buf) if delta else decode(self._open(seg, buf), columns=columns)
+            table = _decode_delta(seg.path, buf) if delta else decode(self._open(seg, buf), columns=columns, buffer=buf)
         except _DECODE_ERRORS as exc:
             raise CorruptData(f"stored file cannot be decoded: {exc}", path=str(path)) from exc
         if table.num_rows != seg.rows:
