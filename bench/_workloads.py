@@ -13,6 +13,7 @@ so ratios and regressions are computed the same way for all of them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -169,6 +170,10 @@ def _cold(ctx: Context) -> None:
                 for c in ctx.rotated(r):
                     s = symbols[r % len(symbols)]
                     c.close()
+                    # Untimed, as before every timed upsert: finish the write-back that earlier
+                    # work left (the ingest's hundreds of MB, any library's), so a cold read
+                    # measures reading an idle device, not queueing behind another's writes.
+                    os.sync()
                     try:
                         ctx.notes["cold"] = evict_page_cache(c.root)
                     except OSError as exc:
