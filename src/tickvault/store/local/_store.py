@@ -351,16 +351,16 @@ class LocalStore:
                 return {}
             core.session.ensure()
             published = publish_many(core.layout, core.fs, jobs, deltas=deltas)
+            written: dict[SeriesKey, int] = {}
             for pub in published:
                 changes[pub.key].add.append(pub.segment)
+                written[pub.key] = written.get(pub.key, 0) + pub.bytes
             crowded = core.commit_many(list(changes.values()))
-        for pub in published:
-            core.reader.keep_written(pub.segment.path, pub.rows)
-            if pub.segment.data is not None:
-                self._wal_bytes += len(pub.segment.data)
-        for key, done in changes.items():
+        core.keep_written(published)
+        self._wal_bytes += sum(len(p.data) for p in {pub.segment.pack for pub in published} if p is not None)
+        for key in changes:
             # The series' bytes, split over the items that wrote rows by rows written.
-            total = sum(s.bytes for s in done.add)
+            total = written[key]
             writers = writing[key]
             weight = sum(receipts[i].rows_written for i in writers)
             for n, i in enumerate(writers):

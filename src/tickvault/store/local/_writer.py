@@ -6,8 +6,9 @@ costs one read and zero bytes. ``publish_rows`` and ``publish_many`` split rows 
 period partitions, encode each partition (in parallel threads: Parquet encoding releases
 the GIL) and publish every file atomically through
 :class:`~tickvault.store.local._fs.FileSystem`; small deltas of ``publish_many`` become
-inline deltas whose bytes travel in their manifest rows. The manifest commit that makes
-them visible (and writes the inline deltas) is the caller's job.
+inline deltas, packed per call (a few packs whose bytes travel with the manifest rows
+that reference them). The manifest commit that makes them visible (and writes the packs)
+is the caller's job.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ import numpy as np
 import pyarrow as pa
 
 from tickvault.model import BAR_SCHEMA
-from tickvault.store.local._catalog import NewSegment
+from tickvault.store.local._catalog import NewSegment, Pack
 from tickvault.store.local._codec import encode
 from tickvault.store.local._crc import crc32
-from tickvault.store.local._delta import DELTA_MAX_ROWS, INLINE_SUFFIX, compress_delta, encode_delta, is_inline
+from tickvault.store.local._delta import (
+    DELTA_MAX_ROWS,
+    INLINE_SUFFIX,
+    PACK_ROWS,
+    compress_delta,
+    encode_delta,
+    is_inline,
+)
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
 from tickvault.store.local._reader import ts_array
@@ -52,8 +60,6 @@ _WORKERS = 8
 # can (see FileSystem.can_sync_all); below it, per-file fsyncs cost little and never wait
 # for other processes' dirty data.
 SYNC_ALL_MIN_FILES = 8
-# A call with at least this many inline deltas encodes them on the thread pool.
-INLINE_PARALLEL_MIN = 64
 
 
 def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROWS * 2, *,
@@ -228,11 +234,45 @@ def publish_rows(layout: Layout, fs: FileSystem, key: SeriesKey, rows: pa.Table,
 
 @dataclass(frozen=True)
 class Published:
-    """One file written by :func:`publish_many`: its manifest row and the rows it holds."""
+    """One file written by :func:`publish_many`: its manifest row and the rows it holds.
+
+    For a packed inline delta, ``pack_rows`` are the rows of its whole pack as decoding
+    the pack returns them (``rows`` is a zero-copy slice of them) and ``bytes`` is its
+    share of the pack's bytes (by rows); else ``bytes`` is the file's size.
+    """
 
     key: SeriesKey
     segment: NewSegment
     rows: pa.Table
+    pack_rows: pa.Table | None = None
+    bytes: int = 0
+
+
+def _pack_groups(inline: Sequence[int], sizes: Sequence[int]) -> list[list[int]]:
+    """Consecutive runs of ``inline`` (plan indices) of about :data:`PACK_ROWS` rows each, balanced."""
+    total = sum(sizes[i] for i in inline)
+    n = max(1, -(-total // PACK_ROWS))
+    target = total / n
+    groups: list[list[int]] = [[]]
+    done = 0
+    for i in inline:
+        if groups[-1] and done >= target * len(groups) - sizes[i] / 2:
+            groups.append([])
+        groups[-1].append(i)
+        done += sizes[i]
+    return groups
+
+
+def _encode_pack(parts: Sequence[pa.Table]) -> tuple[Pack, pa.Table]:
+    """One pack of inline deltas: the rows of ``parts`` concatenated, one IPC file, one zstd frame.
+
+    Returns the pack and its rows as decoding it returns them (the IPC file's own
+    buffers, zero-copy: they keep no bigger batch alive).
+    """
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).unify_dictionaries()
+    ipc_file = encode_delta(table.combine_chunks())
+    rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
+    return Pack(compress_delta(ipc_file), rows.num_rows), rows
 
 
 def _stage_chunk(stage: Callable[[int], _T], indices: Sequence[int]) -> list[_T]:
@@ -243,20 +283,22 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
                  deltas: Collection[SeriesKey] = ()) -> list[Published]:
     """Write each job's rows (sorted, unique) as one new segment per period partition.
 
-    ``jobs`` are ``(series, rows, first_seq)``. A partition of a series in ``deltas``
-    with at most :data:`DELTA_MAX_ROWS` rows becomes an *inline delta* (see ``_delta``):
-    its encoded bytes travel in the returned manifest row (``NewSegment.data``) and reach
-    the disk with the caller's catalog commit, so it costs no file, no fsync and no
-    folder. Every other partition is a Parquet file. The files of all jobs are published
-    together, so the fixed costs are paid once per call, not per file: new folders are
-    created (and their parents synced) once; every file is encoded and written under a
-    temp name (Parquet encodings on the shared thread pool when they are big enough to
-    pay for it), then renamed to its final name. Durability is then one ``syncfs`` of the
-    store's file system when the call publishes many files and the machine has little
-    other dirty data (:meth:`FileSystem.can_sync_all`); otherwise each file is fsync'd
-    before its rename (on the pool, so fsyncs overlap) and each folder that gained a file
-    once after the renames. When this returns every file is durable under its final
-    name, and nothing is visible until the caller commits the manifest rows.
+    ``jobs`` are ``(series, rows, first_seq)``. A partition of a series in ``deltas`` with
+    at most :data:`DELTA_MAX_ROWS` rows becomes an *inline delta* (see ``_delta``): the
+    call's inline deltas, in plan order, are packed into a few groups of about
+    :data:`PACK_ROWS` rows (one :class:`Pack` each, encoded in parallel), each delta's
+    manifest row references its pack and first row, and the packs reach the disk with the
+    caller's catalog commit, so they cost no file, no fsync and no folder. Every other
+    partition is a Parquet file. The files of all jobs are published together, so the fixed
+    costs are paid once per call, not per file: new folders are created (and their parents
+    synced) once; every file is encoded and written under a temp name (Parquet encodings on
+    the shared thread pool when they are big enough to pay for it), then renamed to its
+    final name. Durability is then one ``syncfs`` of the store's file system when the call
+    publishes many files and the machine has little other dirty data
+    (:meth:`FileSystem.can_sync_all`); otherwise each file is fsync'd before its rename (on
+    the pool, so fsyncs overlap) and each folder that gained a file once after the renames.
+    When this returns every file is durable under its final name, and nothing is visible
+    until the caller commits the manifest rows.
 
     A fault-injecting :class:`FileSystem` subclass gets the same steps one file at a time
     in job order, so its trace of steps is deterministic.
@@ -277,39 +319,38 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
         return []
     segments: list[NewSegment | None] = [None] * len(plan)
     tables = [p[4] for p in plan]
+    packs: list[pa.Table | None] = [None] * len(plan)
+    shares = [0] * len(plan)
     inline = [i for i, p in enumerate(plan) if is_inline(p[3])]
     files = [i for i, p in enumerate(plan) if not is_inline(p[3])]
-    concurrent = type(fs) is FileSystem
-
-    def stage_inline(i: int) -> tuple[NewSegment, pa.Table]:
-        _key, label, seq, rel, part, lo, hi = plan[i]
-        ipc_file = encode_delta(part)
-        data = compress_delta(ipc_file)
-        # The rows as the delta's own buffers (zero-copy): ``part`` may be a slice of a
-        # much bigger batch, which the decoded-file cache must not keep alive.
-        rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
-        return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), crc32(data), data), rows
-
     if inline:
-        # zstd releases the GIL: many deltas compress on every core, one task per core
-        # (500 deltas: 95 ms on 2 tasks, 110 ms on 8, 103 ms inline, on this 2-core VM).
-        if concurrent and len(inline) >= INLINE_PARALLEL_MIN:
-            n = min(len(inline), os.cpu_count() or 2)
-            chunks = run_parallel([functools.partial(_stage_chunk, stage_inline, inline[k::n]) for k in range(n)],
-                                  force=True)
-            for k, chunk in enumerate(chunks):
-                for i, (seg, rows) in zip(inline[k::n], chunk, strict=True):
-                    segments[i], tables[i] = seg, rows
-        else:
-            for i in inline:
-                segments[i], tables[i] = stage_inline(i)
+        # The call's inline deltas, packed: a few big IPC files and zstd frames instead of
+        # one per series (the per-delta fixed costs were most of a daily upsert). Big
+        # buffers release the GIL, so the packs encode in parallel.
+        groups = _pack_groups(inline, [t.num_rows for t in tables])
+        # One task per core (more threads only queue for the cores and the GIL).
+        n = min(len(groups), os.cpu_count() or 2)
+        chunks = run_parallel([functools.partial(_stage_chunk, lambda j: _encode_pack([tables[i] for i in groups[j]]),
+                                                 range(k, len(groups), n)) for k in range(n)],
+                              force=type(fs) is FileSystem)
+        encoded = [chunks[j % n][j // n] for j in range(len(groups))]
+        for group, (pack, rows) in zip(groups, encoded, strict=True):
+            size, crc, first = len(pack.data), crc32(pack.data), 0
+            for i in group:
+                _key, label, seq, rel, part, lo, hi = plan[i]
+                n = part.num_rows
+                segments[i] = NewSegment(label, seq, rel, n, lo, hi, size, crc, pack=pack, pack_row=first)
+                tables[i], packs[i] = rows.slice(first, n), rows
+                shares[i] = max(1, size * n // pack.rows)
+                first += n
     if files:
         for i, seg in zip(files, _publish_files(layout, fs, [plan[i] for i in files]), strict=True):
             segments[i] = seg
+            shares[i] = seg.bytes
     out: list[Published] = []
-    for p, done, rows in zip(plan, segments, tables, strict=True):
+    for p, done, rows, whole, share in zip(plan, segments, tables, packs, shares, strict=True):
         assert done is not None
-        out.append(Published(p[0], done, rows))
+        out.append(Published(p[0], done, rows, whole, share))
     return out
 
 
