@@ -42,7 +42,8 @@ from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
 from tickvault.store.local._reader import ts_array
 
-__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "publish_many", "publish_rows", "run_parallel"]
+__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "diff_many", "publish_many", "publish_rows",
+           "run_parallel"]
 
 _T = TypeVar("_T")
 _pool: ThreadPoolExecutor | None = None
@@ -206,6 +207,67 @@ def diff(batch: pa.Table, stored: pa.Table) -> Diff:
     rows = np.arange(n) if ia is None else ia
     unchanged[rows if pos is None else rows[pos]] = True
     return Diff(~unchanged, n - n_found, n_found - n_same, n_same)
+
+
+def diff_many(batch: pa.Table, starts: np.ndarray, sizes: np.ndarray,
+              stored: Sequence[pa.Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`diff` of many items at once: a few numpy operations for the whole call.
+
+    Item ``j`` is the rows ``starts[j]`` to ``starts[j] + sizes[j]`` of ``batch`` (in
+    increasing order, not overlapping; each sorted with unique ``ts``), compared with
+    ``stored[j]`` (sorted, unique ``ts``; it may hold other rows too). Both sides are
+    keyed by ``j * span + (ts - base)``, increasing over the whole call, so one
+    ``searchsorted`` finds every stored row and each column is compared once over all of
+    them, with :func:`diff`'s semantics (:func:`_same`).
+
+    Returns ``(write, new, changed, unchanged)``: the mask of ``batch``'s rows to write
+    (``False`` outside the items) and per item counts; ``None`` when the keys would not
+    fit in int64 (the caller then diffs item by item).
+    """
+    k = int(sizes.size)
+    total = int(sizes.sum())
+    ends = np.cumsum(sizes)
+    item = np.repeat(np.arange(k, dtype=np.int64), sizes)
+    if total == batch.num_rows:  # the items are the whole batch (the usual call): no gathers
+        pos = np.arange(total, dtype=np.int64)
+        bts = ts_array(batch)
+    else:
+        pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - sizes), sizes)  # rows of batch
+        bts = ts_array(batch)[pos]
+    live = [t for t in stored if t.num_rows]
+    write = np.zeros(batch.num_rows, dtype=bool)
+    new = np.bincount(item, minlength=k)
+    if not live or total == 0:
+        write[pos] = True
+        return write, new, np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    table = pa.concat_tables(live) if len(live) > 1 else live[0]
+    sts = ts_array(table)
+    sitem = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in stored])
+    base = min(int(bts.min()), int(sts.min()))
+    span = max(int(bts.max()), int(sts.max())) - base + 1
+    if span * k >= 2**62:
+        return None
+    bkey = item * span + (bts - base)
+    skey = sitem * span + (sts - base)
+    idx = np.searchsorted(skey, bkey)
+    safe = np.minimum(idx, skey.size - 1)
+    found = (idx < skey.size) & (skey[safe] == bkey)
+    fa = np.flatnonzero(found)  # item rows (in pos order) found in the stored rows
+    ia, ib = pos[fa], idx[fa]
+    keep = np.arange(fa.size)  # positions in fa still equal so far
+    for name in batch.column_names[1:]:
+        if keep.size == 0:
+            break
+        eq = _same(batch.column(name), table.column(name), ia[keep], ib[keep])
+        if eq is not None:
+            keep = keep[eq]
+    same = fa[keep]
+    unchanged = np.bincount(item[same], minlength=k)
+    n_found = np.bincount(item[fa], minlength=k)
+    row_write = np.ones(total, dtype=bool)
+    row_write[same] = False
+    write[pos] = row_write
+    return write, sizes - n_found, n_found - unchanged, unchanged
 
 
 def publish_rows(layout: Layout, fs: FileSystem, key: SeriesKey, rows: pa.Table,
