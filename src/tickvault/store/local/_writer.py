@@ -70,17 +70,21 @@ def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROW
     ``rows`` is the total amount of work, used to skip threads for small jobs; ``force``
     uses the threads whenever there are several tasks (jobs that wait on fsync).
     """
-    global _pool, _pool_pid
     if len(tasks) <= 1 or (not force and rows < PARALLEL_MIN_ROWS * len(tasks)):
         return [t() for t in tasks]
+    pool = _shared_pool()
+    futures: list[Future[_T]] = [pool.submit(t) for t in tasks]
+    return [f.result() for f in futures]
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
     with _pool_lock:
         # A pool inherited through fork() has no threads: make a new one per process.
         if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="tickvault-store")
             _pool_pid = os.getpid()
-        pool = _pool
-    futures: list[Future[_T]] = [pool.submit(t) for t in tasks]
-    return [f.result() for f in futures]
+        return _pool
 
 
 @dataclass(frozen=True)
@@ -310,21 +314,6 @@ class Published:
     bytes: int = 0
 
 
-def _pack_groups(inline: Sequence[int], sizes: Sequence[int]) -> list[list[int]]:
-    """Consecutive runs of ``inline`` (plan indices) of about :data:`PACK_ROWS` rows each, balanced."""
-    total = sum(sizes[i] for i in inline)
-    n = max(1, -(-total // PACK_ROWS))
-    target = total / n
-    groups: list[list[int]] = [[]]
-    done = 0
-    for i in inline:
-        if groups[-1] and done >= target * len(groups) - sizes[i] / 2:
-            groups.append([])
-        groups[-1].append(i)
-        done += sizes[i]
-    return groups
-
-
 def _encode_pack(parts: Sequence[pa.Table]) -> tuple[Pack, pa.Table]:
     """One pack of inline deltas: the rows of ``parts`` concatenated, one IPC file, one zstd frame.
 
@@ -365,6 +354,26 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
     A fault-injecting :class:`FileSystem` subclass gets the same steps one file at a time
     in job order, so its trace of steps is deterministic.
     """
+    # The call's inline deltas are packed: a few big IPC files and zstd frames instead of
+    # one per series (the per-delta fixed costs were most of a daily upsert). Consecutive
+    # inline partitions of the plan make a group of about PACK_ROWS rows (balanced over the
+    # call), and each group starts encoding on the shared pool as soon as it is complete
+    # (big buffers release the GIL), while this thread plans the rest.
+    concurrent = type(fs) is FileSystem
+    expected = sum(rows.num_rows for key, rows, _ in jobs if key in deltas)  # about the inline rows
+    target = expected / max(1, -(-expected // PACK_ROWS))
+    groups: list[tuple[list[int], Callable[[], tuple[Pack, pa.Table]]]] = []
+    group: list[int] = []
+    grouped = 0
+
+    def flush() -> None:
+        parts = [plan[i][4] for i in group]
+        if concurrent:
+            groups.append((group, _shared_pool().submit(_encode_pack, parts).result))
+        else:  # a fault-injecting file system: in order, on this thread
+            done = _encode_pack(parts)
+            groups.append((group, lambda: done))
+
     plan: list[tuple[SeriesKey, str, int, str, pa.Table, int, int]] = []
     for key, rows, first_seq in jobs:
         if rows.num_rows == 0:
@@ -374,29 +383,32 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
         small = key in deltas
         for i, label in enumerate(labels):
             a, b = int(starts[i]), int(starts[i + 1])
-            suffix = INLINE_SUFFIX if small and b - a <= DELTA_MAX_ROWS else ".parquet"
-            rel = Layout.segment_rel(key, label, first_seq + i, secrets.token_hex(4), suffix)
+            inline = small and b - a <= DELTA_MAX_ROWS
+            rel = Layout.segment_rel(key, label, first_seq + i, secrets.token_hex(4),
+                                     INLINE_SUFFIX if inline else ".parquet")
             plan.append((key, label, first_seq + i, rel, rows.slice(a, b - a), int(ts[a]), int(ts[b - 1])))
+            if inline:
+                group.append(len(plan) - 1)
+                grouped += b - a
+                if grouped >= target * (len(groups) + 1) - (b - a) / 2:
+                    flush()
+                    group = []
+    if group:
+        flush()
     if not plan:
         return []
     segments: list[NewSegment | None] = [None] * len(plan)
     tables = [p[4] for p in plan]
     packs: list[pa.Table | None] = [None] * len(plan)
     shares = [0] * len(plan)
-    inline = [i for i, p in enumerate(plan) if is_inline(p[3])]
     files = [i for i, p in enumerate(plan) if not is_inline(p[3])]
-    if inline:
-        # The call's inline deltas, packed: a few big IPC files and zstd frames instead of
-        # one per series (the per-delta fixed costs were most of a daily upsert). Big
-        # buffers release the GIL, so the packs encode in parallel.
-        groups = _pack_groups(inline, [t.num_rows for t in tables])
-        # One task per core (more threads only queue for the cores and the GIL).
-        n = min(len(groups), os.cpu_count() or 2)
-        chunks = run_parallel([functools.partial(_stage_chunk, lambda j: _encode_pack([tables[i] for i in groups[j]]),
-                                                 range(k, len(groups), n)) for k in range(n)],
-                              force=type(fs) is FileSystem)
-        encoded = [chunks[j % n][j // n] for j in range(len(groups))]
-        for group, (pack, rows) in zip(groups, encoded, strict=True):
+    if files:
+        for i, seg in zip(files, _publish_files(layout, fs, [plan[i] for i in files]), strict=True):
+            segments[i] = seg
+            shares[i] = seg.bytes
+    if groups:
+        for group, result in groups:
+            pack, rows = result()
             size, crc, first = len(pack.data), crc32(pack.data), 0
             for i in group:
                 _key, label, seq, rel, part, lo, hi = plan[i]
@@ -405,10 +417,6 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
                 tables[i], packs[i] = rows.slice(first, n), rows
                 shares[i] = max(1, size * n // pack.rows)
                 first += n
-    if files:
-        for i, seg in zip(files, _publish_files(layout, fs, [plan[i] for i in files]), strict=True):
-            segments[i] = seg
-            shares[i] = seg.bytes
     out: list[Published] = []
     for p, done, rows, whole, share in zip(plan, segments, tables, packs, shares, strict=True):
         assert done is not None
