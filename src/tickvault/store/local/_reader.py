@@ -3,7 +3,8 @@
 Files are immutable once published (a new version is always a new file name), so the
 decoded tables and parsed footers are cached in-process by path with no invalidation
 problem: the manifest decides *which* files make up a series, the cache only saves
-decoding them again. The cache is bounded in bytes (LRU).
+decoding them again. A pack of inline deltas is decoded and cached once, by its id (never
+reused), and each delta in it is a zero-copy slice. The cache is bounded in bytes (LRU).
 
 Merging follows publication order inside each period partition: a later file's row
 replaces an earlier one with the same ``ts``. When the files of a partition do not
