@@ -110,9 +110,10 @@ def test_a_damaged_delta_leaves_the_base_rows(tmp_path: Path) -> None:
         assert delta.path.endswith(".inline")  # a small upsert: a BLOB in the catalog
         con = sqlite3.connect(tmp_path / "catalog.sqlite")
         with con:
-            blob = bytearray(con.execute("SELECT data FROM deltas WHERE path = ?", (delta.path,)).fetchone()[0])
+            assert delta.pack is not None  # its rows are in a pack of the call's inline deltas
+            blob = bytearray(con.execute("SELECT data FROM packs WHERE id = ?", (delta.pack,)).fetchone()[0])
             blob[len(blob) // 3] ^= 0x5A
-            con.execute("UPDATE deltas SET data = ? WHERE path = ?", (bytes(blob), delta.path))
+            con.execute("UPDATE packs SET data = ? WHERE id = ?", (bytes(blob), delta.pack))
         con.close()
         report = store.verify()
         assert [p for p, _ in report.damaged] == [str(tmp_path / delta.path)]

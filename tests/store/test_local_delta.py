@@ -27,6 +27,7 @@ from tickvault.errors import CorruptData
 from tickvault.model import BAR_SCHEMA
 from tickvault.store.local import FileSystem, LocalStore
 from tickvault.store.local import _fs as fs_module
+from tickvault.store.local import _writer as writer_module
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._delta import (
     DELTA_MAX_ROWS,
@@ -59,18 +60,39 @@ def _catalog(root: Path) -> sqlite3.Connection:
 
 
 def _blobs(root: Path) -> dict[str, bytes]:
+    """Manifest path of every inline delta -> the BLOB holding it (its pack's, or its own)."""
     con = _catalog(root)
     try:
-        return {r[0]: bytes(r[1]) for r in con.execute("SELECT path, data FROM deltas")}
+        rows = con.execute("SELECT g.path, p.data FROM segments g JOIN packs p ON p.id = g.pack "
+                           "UNION ALL SELECT path, data FROM deltas").fetchall()
+        return {r[0]: bytes(r[1]) for r in rows}
+    finally:
+        con.close()
+
+
+def _packs(root: Path) -> dict[int, list[str]]:
+    """Every pack in the catalog -> the manifest paths using it (a pack nobody uses: [])."""
+    con = _catalog(root)
+    try:
+        out: dict[int, list[str]] = {r[0]: [] for r in con.execute("SELECT id FROM packs")}
+        for pack, path in con.execute("SELECT pack, path FROM segments WHERE pack IS NOT NULL ORDER BY pack_row"):
+            out.setdefault(pack, []).append(path)
+        return out
     finally:
         con.close()
 
 
 def _damage_blob(root: Path, path: str, change: object) -> None:
+    """Apply ``change`` to the BLOB holding the inline delta ``path`` (its pack, or its own BLOB)."""
     con = _catalog(root)
     with con:
-        blob = bytes(con.execute("SELECT data FROM deltas WHERE path = ?", (path,)).fetchone()[0])
-        con.execute("UPDATE deltas SET data = ? WHERE path = ?", (change(blob), path))  # type: ignore[operator]
+        pack = con.execute("SELECT pack FROM segments WHERE path = ?", (path,)).fetchone()[0]
+        if pack is None:
+            blob = bytes(con.execute("SELECT data FROM deltas WHERE path = ?", (path,)).fetchone()[0])
+            con.execute("UPDATE deltas SET data = ? WHERE path = ?", (change(blob), path))  # type: ignore[operator]
+        else:
+            blob = bytes(con.execute("SELECT data FROM packs WHERE id = ?", (pack,)).fetchone()[0])
+            con.execute("UPDATE packs SET data = ? WHERE id = ?", (change(blob), pack))  # type: ignore[operator]
     con.close()
 
 
@@ -195,8 +217,9 @@ def test_a_damaged_delta_is_corrupt_data_then_set_aside(tmp_path: Path) -> None:
         assert store.read("AAPL", "1m").num_rows == 50  # set aside: the next read sees the gap
         assert _kinds(store, "AAPL") == [".parquet"]
     assert _blobs(tmp_path) == {}
-    aside = tmp_path / "damaged" / delta.removeprefix("bars/")
-    assert aside.is_file()  # the damaged bytes, kept for inspection
+    assert _packs(tmp_path) == {}
+    aside, = (tmp_path / "damaged" / "packs").iterdir()
+    assert aside.is_file()  # the damaged pack's bytes, kept for inspection
 
 
 @pytest.mark.parametrize("change", [lambda b: b[:-10], lambda b: b"", _flip,
@@ -208,7 +231,7 @@ def test_verify_checks_deltas(tmp_path: Path, change: object) -> None:
     _damage_blob(tmp_path, delta, change)
     con = _catalog(tmp_path)
     with con:  # a BLOB damaged so that it still matches its manifest row: only decoding can tell
-        blob = con.execute("SELECT data FROM deltas").fetchone()[0]
+        blob = _blobs(tmp_path)[delta]
         con.execute("UPDATE segments SET bytes = ?, crc32 = ? WHERE path = ?",
                     (len(blob), zlib.crc32(blob), delta))
     con.close()
@@ -219,17 +242,122 @@ def test_verify_checks_deltas(tmp_path: Path, change: object) -> None:
 
 
 def test_a_delta_gone_from_the_catalog_is_missing_not_retried_forever(tmp_path: Path) -> None:
-    delta = _stored_delta(tmp_path)
+    _stored_delta(tmp_path)
     con = _catalog(tmp_path)
     with con:
-        con.execute("DELETE FROM deltas")
+        con.execute("DELETE FROM packs")
     con.close()
     with LocalStore(tmp_path, cache_bytes=0) as store:
         with pytest.raises(CorruptData, match="missing"):
             store.read("AAPL", "1m")
         assert store.read("AAPL", "1m").num_rows == 50
         assert store.verify().ok
-    assert not (tmp_path / "damaged" / delta.removeprefix("bars/")).exists()
+    assert not (tmp_path / "damaged").exists()
+
+
+# -- packs: the inline deltas of one call, encoded together ------------------------------
+
+PACKED = [f"P{i}" for i in range(10)]
+
+
+def _packed_store(root: Path, oracle: MemoryStore, monkeypatch: pytest.MonkeyPatch | None = None,
+                  symbols: list[str] = PACKED) -> None:
+    if monkeypatch is not None:
+        monkeypatch.setattr(writer_module, "PACK_ROWS", 100)  # 10 x 30 rows -> 3 packs
+    with LocalStore(root) as store:
+        for s in (store, oracle):
+            s.write_many([(sym, "1m", make_bars(_minutes(0, 50), vwap=True)) for sym in symbols])
+            s.write_many([(sym, "1m", make_bars(_minutes(40 + i, 30), version=i + 1, trade_count=True))
+                          for i, sym in enumerate(symbols)])
+
+
+def test_a_write_many_packs_its_inline_deltas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    oracle = MemoryStore()
+    _packed_store(tmp_path, oracle, monkeypatch)
+    packs = _packs(tmp_path)
+    # Consecutive deltas of ~100 rows per pack, in lock order (timeframe, symbol).
+    assert [len(v) for v in packs.values()] == [3, 4, 3]
+    assert [p.split("symbol=")[1].split("/")[0] for v in packs.values() for p in v] == PACKED
+    blob = next(iter(_blobs(tmp_path).values()))  # one zstd frame of one IPC file with every row
+    table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
+    assert table.num_rows == 90
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        for sym in PACKED:
+            assert _kinds(store, sym) == [".parquet", ".inline"]
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
+            assert_bars_equal(store.latest(sym, "1m", 5), oracle.latest(sym, "1m", 5))
+            lo, hi = _minutes(45, 1)[0], _minutes(60, 1)[0]
+            assert_bars_equal(store.read(sym, "1m", lo, hi, columns=["close"]),
+                              oracle.read(sym, "1m", lo, hi, columns=["close"]))
+        assert store.verify().ok
+    with LocalStore(tmp_path) as store:  # through the decoded-pack cache, and as written
+        for sym in PACKED:
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
+        for s in (store, oracle):
+            s.write_many([(sym, "1m", make_bars(_minutes(60, 30), version=9)) for sym in PACKED])
+        for sym in PACKED:
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
+
+
+def test_a_damaged_pack_fails_each_series_using_it_and_healing_one_keeps_the_others(
+        tmp_path: Path) -> None:
+    oracle = MemoryStore()
+    symbols = PACKED[:3]
+    _packed_store(tmp_path, oracle, symbols=symbols)
+    (pack, paths), = _packs(tmp_path).items()
+    good = _blobs(tmp_path)[paths[0]]
+    _damage_blob(tmp_path, paths[0], _flip)
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        with pytest.raises(CorruptData, match="checksum") as err:
+            store.read("P0", "1m")
+        assert err.value.context["path"] == str(tmp_path / paths[0])
+        assert store.read("P0", "1m").num_rows == 50  # only P0's delta was set aside
+        assert _packs(tmp_path) == {pack: paths[1:]}  # the pack stays for the other series
+        with pytest.raises(CorruptData, match="checksum"):  # damaged for them too: never wrong values
+            store.read("P1", "1m")
+        assert _packs(tmp_path) == {pack: paths[2:]}
+    _damage_blob(tmp_path, paths[2], lambda _: good)  # the bytes come back: P2 never lost its rows
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        assert_bars_equal(store.read("P2", "1m"), oracle.read("P2", "1m"))
+        assert store.verify().ok
+        _damage_blob(tmp_path, paths[2], _flip)
+        report = store.verify()
+        assert [p for p, _ in report.damaged] == [str(tmp_path / paths[2])]
+        assert _packs(tmp_path) == {}  # gone with the last manifest row using it
+        assert [store.read(sym, "1m").num_rows for sym in symbols] == [50, 50, 50]
+    assert [p.name for p in (tmp_path / "damaged" / "packs").iterdir()] == [f"pack-{pack}.inline"]
+
+
+def test_compacting_one_series_keeps_the_pack_for_the_others(tmp_path: Path) -> None:
+    oracle = MemoryStore()
+    _packed_store(tmp_path, oracle, symbols=PACKED[:2])
+    (pack, paths), = _packs(tmp_path).items()
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        assert store.compact("P0") == 1
+        assert _packs(tmp_path) == {pack: paths[1:]}
+        for sym in PACKED[:2]:
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
+        store.delete_range("P1", "1m", *_minutes(45, 2)[::1])
+        oracle.delete_range("P1", "1m", *_minutes(45, 2)[::1])
+        assert _packs(tmp_path) == {}  # delete_range rewrote P1's partition
+        assert_bars_equal(store.read("P1", "1m"), oracle.read("P1", "1m"))
+
+
+def test_a_pack_id_is_never_reused(tmp_path: Path) -> None:
+    # The decoded-pack cache is keyed by id: a new pack must never get a deleted one's id.
+    oracle = MemoryStore()
+    with LocalStore(tmp_path) as store:
+        for s in (store, oracle):
+            s.write("AAPL", "1m", make_bars(_minutes(0, 50)))
+        seen: list[int] = []
+        for v in range(1, 4):
+            for s in (store, oracle):
+                s.write("AAPL", "1m", make_bars(_minutes(10, 5), version=v))
+            seen.extend(_packs(tmp_path))
+            assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+            store.compact()
+            assert _packs(tmp_path) == {}
+        assert len(set(seen)) == 3
 
 
 # -- stores written before inline deltas -------------------------------------------------
@@ -259,12 +387,7 @@ def test_an_older_store_with_delta_files_and_a_version_1_catalog_still_reads(tmp
             s.write("AAPL", "1m", base)
         _old_file_delta(store, "AAPL", old)
         oracle.write("AAPL", "1m", old)
-    con = _catalog(tmp_path)  # back to the catalog of that version: no deltas table
-    with con:
-        con.execute("DROP TRIGGER deltas_follow_segments")
-        con.execute("DROP TABLE deltas")
-        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    con.close()
+    _downgrade(tmp_path, "1")  # back to the catalog of that version: no deltas table, no packs
     with LocalStore(tmp_path, cache_bytes=0) as store:  # upgraded in place on open
         assert _kinds(store, "AAPL") == [".parquet", ".arrow"]
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
@@ -278,7 +401,72 @@ def test_an_older_store_with_delta_files_and_a_version_1_catalog_still_reads(tmp
         assert not list((tmp_path / "bars").rglob("*.arrow"))
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
     con = _catalog(tmp_path)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    con.close()
+
+
+def _downgrade(root: Path, version: str) -> None:
+    """Turn a catalog back into one of schema ``version`` ("1" or "2"), as that tickvault made it."""
+    con = _catalog(root)
+    with con:
+        assert con.execute("SELECT COUNT(*) FROM packs").fetchone()[0] == 0
+        con.execute("DROP TRIGGER packs_follow_segments")
+        con.execute("DROP INDEX segments_by_pack")
+        con.execute("DROP TABLE packs")
+        con.execute("ALTER TABLE segments DROP COLUMN pack")
+        con.execute("ALTER TABLE segments DROP COLUMN pack_row")
+        if version == "1":
+            con.execute("DROP TRIGGER deltas_follow_segments")
+            con.execute("DROP TABLE deltas")
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    con.close()
+
+
+def _old_inline_delta(store: LocalStore, symbol: str, rows: pa.Table) -> str:
+    """Commit ``rows`` the way a tickvault of schema version 2 did: a BLOB of its own in ``deltas``."""
+    core = store._core
+    key = SeriesKey.of(symbol, "1m")
+    series, _ = core.listing(key)
+    assert series is not None
+    ts = rows.column("ts").cast(pa.int64()).to_numpy()
+    rel = Layout.segment_rel(key, "2024", series.next_seq, "0ldbl0b5", ".inline")
+    data = compress_delta(encode_delta(rows))
+    seg = NewSegment("2024", series.next_seq, rel, rows.num_rows, int(ts[0]), int(ts[-1]), len(data),
+                     zlib.crc32(data), data)
+    core.commit(key, series, add=[seg], remove=[], rows=series.rows + rows.num_rows, touched=True)
+    return rel
+
+
+def test_a_version_2_store_with_inline_blobs_reads_upgrades_and_compacts(tmp_path: Path) -> None:
+    oracle = MemoryStore()
+    with LocalStore(tmp_path) as store:
+        for s in (store, oracle):
+            s.write_many([(sym, "1m", make_bars(_minutes(0, 50, Y2024_US))) for sym in ("AAPL", "MSFT")])
+        old = {sym: make_bars(_minutes(40, 20, Y2024_US), version=1) for sym in ("AAPL", "MSFT")}
+        paths = {sym: _old_inline_delta(store, sym, rows) for sym, rows in old.items()}
+        for sym, rows in old.items():
+            oracle.write(sym, "1m", rows)
+    assert set(_blobs(tmp_path)) == set(paths.values())
+    _damage_blob(tmp_path, paths["MSFT"], _flip)
+    _downgrade(tmp_path, "2")
+    with LocalStore(tmp_path, cache_bytes=0) as store:  # upgraded in place on open
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+        with pytest.raises(CorruptData, match="checksum"):  # a damaged old BLOB is still caught
+            store.read("MSFT", "1m")
+        assert (tmp_path / "damaged" / paths["MSFT"].removeprefix("bars/")).is_file()
+        assert store.read("MSFT", "1m").num_rows == 50
+        for s in (store, oracle):  # new deltas are packed, next to the old BLOB
+            s.write_many([(sym, "1m", make_bars(_minutes(55, 10, Y2024_US), version=2)) for sym in ("AAPL", "MSFT")])
+        assert _kinds(store, "AAPL") == [".parquet", ".inline", ".inline"]
+        assert len(_packs(tmp_path)) == 1
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+        assert store.verify().ok
+        assert store.compact() == 2
+        assert _blobs(tmp_path) == {}
+        assert _packs(tmp_path) == {}
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+    con = _catalog(tmp_path)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     con.close()
 
 

@@ -47,10 +47,14 @@ def _no_orphans(store: LocalStore) -> None:
     con = sqlite3.connect(store.root / "catalog.sqlite")
     try:
         inline = {r[0] for r in con.execute("SELECT path FROM segments WHERE path LIKE '%.inline'")}
-        blobs = {r[0] for r in con.execute("SELECT path FROM deltas")}
+        blobs = {r[0] for r in con.execute(
+            "SELECT g.path FROM segments g JOIN packs p ON p.id = g.pack UNION ALL SELECT path FROM deltas")}
+        unused = [r[0] for r in con.execute(
+            "SELECT id FROM packs WHERE id NOT IN (SELECT pack FROM segments WHERE pack IS NOT NULL)")]
     finally:
         con.close()
     assert inline == blobs, f"inline deltas and manifest rows disagree: {sorted(inline ^ blobs)}"
+    assert not unused, f"packs no manifest row uses: {unused}"
 
 
 def _wait_for_first_ack(ack: Path, timeout: float = 10.0) -> None:

@@ -71,11 +71,17 @@ INLINE_ONLY = {"upsert_delta"}
 
 
 def _inline_rows(root: Path) -> tuple[list[str], list[str]]:
-    """(manifest paths of inline deltas, paths in the deltas table), sorted."""
+    """(manifest paths of inline deltas, paths whose pack or BLOB is in the catalog), sorted.
+
+    A pack no manifest row uses shows up in the second list as ``pack:<id>``.
+    """
     con = sqlite3.connect(root / "catalog.sqlite")
     try:
         listed = sorted(r[0] for r in con.execute("SELECT path FROM segments WHERE path LIKE '%.inline'"))
-        blobs = sorted(r[0] for r in con.execute("SELECT path FROM deltas"))
+        blobs = sorted([r[0] for r in con.execute(
+            "SELECT g.path FROM segments g JOIN packs p ON p.id = g.pack UNION ALL SELECT path FROM deltas")]
+            + [f"pack:{r[0]}" for r in con.execute(
+                "SELECT id FROM packs WHERE id NOT IN (SELECT pack FROM segments WHERE pack IS NOT NULL)")])
     finally:
         con.close()
     return listed, blobs

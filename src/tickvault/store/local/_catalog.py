@@ -2,7 +2,8 @@
 
 It holds the *segment manifest* (which Parquet files make up each series; a file exists
 for readers only once its row is committed here), the bytes of inline deltas (small
-upserts kept as BLOBs, committed with their manifest rows), per-series statistics, the
+upserts kept as BLOBs: the packs of one write's deltas, or one BLOB per delta in stores of
+version 2; committed with their manifest rows), per-series statistics, the
 coverage ledger, corporate actions, instruments, quality reports and quarantined rows.
 
 WAL mode lets readers in any process run while one writer commits, and
@@ -26,18 +27,31 @@ from pathlib import Path
 from tickvault.errors import StorageError, StoreLocked
 from tickvault.store.local._layout import SeriesKey
 
-__all__ = ["Catalog", "NewSegment", "Segment", "SeriesRow", "now_us"]
+__all__ = ["Catalog", "NewSegment", "Pack", "Segment", "SeriesRow", "now_us"]
 
-SCHEMA_VERSION = "2"
-#: Version 2 added the ``deltas`` table (inline deltas) and its trigger; a version-1
-#: catalog is upgraded in place when it is opened (one transaction, nothing else changes).
-_OLD_VERSIONS = ("1",)
+SCHEMA_VERSION = "3"
+#: Version 2 added the ``deltas`` table (per-path inline deltas) and its trigger; version 3
+#: the ``packs`` table (the inline deltas of one write, packed), the ``pack`` and
+#: ``pack_row`` columns of ``segments`` and their index and trigger. An older catalog is
+#: upgraded in place when it is opened (one transaction; no row changes).
+_OLD_VERSIONS = ("1", "2")
 
 _DELTAS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS deltas (path TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TRIGGER IF NOT EXISTS deltas_follow_segments AFTER DELETE ON segments
     BEGIN DELETE FROM deltas WHERE path = OLD.path; END;
 """
+
+# ``packs``: AUTOINCREMENT so that an id is never reused (the decoded-file cache keys a
+# decoded pack by its id). The trigger deletes a pack with the last manifest row using it.
+_PACKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS segments_by_pack ON segments (pack) WHERE pack IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS packs_follow_segments AFTER DELETE ON segments
+    WHEN OLD.pack IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segments WHERE pack = OLD.pack)
+    BEGIN DELETE FROM packs WHERE id = OLD.pack; END;
+"""
+_PACK_COLUMNS = ("ALTER TABLE segments ADD COLUMN pack INTEGER", "ALTER TABLE segments ADD COLUMN pack_row INTEGER")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,7 +78,9 @@ CREATE TABLE IF NOT EXISTS segments (
     max_us INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     crc32 INTEGER NOT NULL,
-    created_us INTEGER NOT NULL
+    created_us INTEGER NOT NULL,
+    pack INTEGER,
+    pack_row INTEGER
 );
 CREATE INDEX IF NOT EXISTS segments_by_series ON segments (series_id, max_us);
 CREATE TABLE IF NOT EXISTS coverage (
@@ -113,13 +129,13 @@ CREATE TABLE IF NOT EXISTS damaged (
     max_us INTEGER NOT NULL,
     at_us INTEGER NOT NULL
 );
-""" + _DELTAS_SCHEMA
+""" + _DELTAS_SCHEMA + _PACKS_SCHEMA
 
 #: With deferred checkpoints a commit still checkpoints past this many WAL pages (64 MiB
 #: of 4 KiB pages), so the WAL stays bounded if the checkpointing thread never runs.
 DEFERRED_CHECKPOINT_PAGES = 16384
 
-_SEGMENT_COLS = "id, series_id, period, seq, path, rows, min_us, max_us, bytes, crc32"
+_SEGMENT_COLS = "id, series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, pack, pack_row"
 _SERIES_COLS = "id, symbol, timeframe, rel_dir, rows, first_us, last_us, last_write_us, next_seq"
 _PREFETCH_BYTES = 16 * 2**20
 
@@ -166,12 +182,19 @@ _UPDATE_SERIES = ("UPDATE series SET rows = ?, first_us = ?, last_us = ?, next_s
 
 
 def _insert_segments(conn: sqlite3.Connection, added: Sequence[tuple[SeriesRow, NewSegment]]) -> int:
-    """Insert manifest rows (and the BLOBs of inline deltas among them); return their ``created_us``."""
+    """Insert manifest rows (and the packs or BLOBs of inline deltas among them); return their ``created_us``.
+
+    Each :class:`Pack` is inserted once, before the manifest rows that reference it, and
+    gets its (never reused) id here.
+    """
     created = now_us()
+    for pack in dict.fromkeys(s.pack for _, s in added if s.pack is not None):
+        pack.id = conn.execute("INSERT INTO packs (data) VALUES (?)", (pack.data,)).lastrowid
     conn.executemany(
-        "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created)
+        "INSERT INTO segments (series_id, period, seq, path, rows, min_us, max_us, bytes, crc32, created_us, "
+        "pack, pack_row) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(series.id, s.period, s.seq, s.path, s.rows, s.min_us, s.max_us, s.bytes, s.crc32, created,
+          None if s.pack is None else s.pack.id, s.pack_row)
          for series, s in added])
     inline = [(s.path, s.data) for _, s in added if s.data is not None]
     if inline:
@@ -198,6 +221,20 @@ class Segment:
     max_us: int
     bytes: int
     crc32: int
+    pack: int | None = None  # a packed inline delta: the id of its pack ...
+    pack_row: int | None = None  # ... and its first row in it (bytes and crc32 are the pack's)
+
+
+@dataclass(eq=False)
+class Pack:
+    """The BLOB of one pack of inline deltas (see ``_delta``), shared by their :class:`NewSegment` rows.
+
+    ``id`` is set when the commit inserts it.
+    """
+
+    data: builtins.bytes
+    rows: int
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +249,9 @@ class NewSegment:
     max_us: int
     bytes: int
     crc32: int
-    data: builtins.bytes | None = None  # an inline delta's BLOB, inserted with the manifest row
+    data: builtins.bytes | None = None  # a per-path inline delta's BLOB (schema 2), inserted with the manifest row
+    pack: Pack | None = None  # a packed inline delta's pack (bytes and crc32 are the pack's) ...
+    pack_row: int | None = None  # ... and its first row in it
 
 
 @dataclass(frozen=True)
@@ -315,14 +354,18 @@ class Catalog:
     def _upgrade(self, conn: sqlite3.Connection) -> None:
         """Bring an older catalog to :data:`SCHEMA_VERSION` in one transaction.
 
-        Once upgraded, a tickvault that only knows version 1 refuses to open the store
-        (it could not read inline deltas) instead of taking them for missing files.
+        Once upgraded, a tickvault that only knows an older version refuses to open the
+        store (it could not read inline deltas or packs) instead of taking them for
+        missing files.
         """
         with self.write() as c:
             version = self._schema_version(c)  # another process may have upgraded it meanwhile
             if version == SCHEMA_VERSION:
                 return
-            for stmt in _statements(_DELTAS_SCHEMA):
+            if version == "1":
+                for stmt in _statements(_DELTAS_SCHEMA):
+                    c.execute(stmt)
+            for stmt in (*_PACK_COLUMNS, *_statements(_PACKS_SCHEMA)):
                 c.execute(stmt)
             c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
@@ -545,6 +588,14 @@ class Catalog:
             raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
         return None if row is None else bytes(row[0])
 
+    def pack_data(self, pack: int) -> bytes | None:
+        """The BLOB of a pack of inline deltas, or ``None`` once no manifest row uses it."""
+        try:
+            row = self.conn().execute("SELECT data FROM packs WHERE id = ?", (pack,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+        return None if row is None else bytes(row[0])
+
     @staticmethod
     def all_series(conn: sqlite3.Connection) -> list[SeriesRow]:
         """Every series row, sorted by (symbol, timeframe)."""
@@ -591,7 +642,7 @@ class Catalog:
         """Every manifest row with its series' symbol and timeframe."""
         sql = (f"SELECT {', '.join('g.' + c.strip() for c in _SEGMENT_COLS.split(','))}, s.symbol, s.timeframe "
                "FROM segments g JOIN series s ON s.id = g.series_id ORDER BY g.id")
-        return [(Segment(*r[:10]), r[10], r[11]) for r in conn.execute(sql)]
+        return [(Segment(*r[:12]), r[12], r[13]) for r in conn.execute(sql)]
 
     @staticmethod
     def record_damage(conn: sqlite3.Connection, symbol: str, timeframe: str, original: str, moved_to: str | None,

@@ -33,7 +33,7 @@ from tickvault.store.local._layout import Layout, SeriesKey
 from tickvault.store.local._locks import SeriesLock
 from tickvault.store.local._reader import SegmentReader, merge_segments, slice_range
 from tickvault.store.local._session import Session
-from tickvault.store.local._writer import publish_many, publish_rows, run_parallel
+from tickvault.store.local._writer import Published, publish_many, publish_rows, run_parallel
 
 __all__ = ["Core", "ManifestChange", "compaction_plan", "lock_order"]
 
@@ -93,7 +93,7 @@ class Core:
             raise StorageError(f"cannot create the store folder: {exc}", path=str(root)) from exc
         self.catalog = Catalog(self.layout.catalog, timeout=lock_timeout, durable=durable,
                                defer_checkpoints=defer_checkpoints)
-        self.reader = SegmentReader(self.layout, self.fs, cache_bytes, self.catalog.delta_data)
+        self.reader = SegmentReader(self.layout, self.fs, cache_bytes, self.catalog.delta_data, self.catalog.pack_data)
         self.session = Session(self.layout.sessions, self.fs)
         self._lock_paths: dict[SeriesKey, Path] = {}
 
@@ -208,6 +208,17 @@ class Core:
         self.discard([s for ch in entries for s in ch.remove])
         return crowded
 
+    def keep_written(self, published: Sequence[Published]) -> None:
+        """Put what a commit just published in the decoded-file cache (each pack once)."""
+        kept: set[int] = set()
+        for pub in published:
+            pack = pub.segment.pack
+            if pack is None:
+                self.reader.keep_written(pub.segment.path, pub.rows)
+            elif pub.pack_rows is not None and pack.id is not None and pack.id not in kept:
+                kept.add(pack.id)
+                self.reader.keep_pack(pack.id, pub.pack_rows)
+
     def discard(self, segs: Sequence[Segment]) -> None:
         """Delete files no longer in the manifest (readers that listed them re-list).
 
@@ -283,8 +294,7 @@ class Core:
             for pub in published:
                 changes[pub.key].add.append(pub.segment)
             self.commit_many(list(changes.values()))
-            for pub in published:
-                self.reader.keep_written(pub.segment.path, pub.rows)
+            self.keep_written(published)
             return len(changes)
 
     def compact_series(self, key: SeriesKey, *, full: bool) -> bool:

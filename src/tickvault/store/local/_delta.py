@@ -12,13 +12,18 @@ turns them back into Parquet: every file that compaction writes is Parquet, and 
 ``compact()`` every partition is one Parquet file again.
 
 A delta is the Arrow IPC *file* format (``ARROW1`` magic and footer, what Polars'
-``read_ipc`` and ``pyarrow.feather`` read). It is written as an **inline delta**: a BLOB
-in the catalog (``deltas`` table), inserted in the same SQLite transaction as its
-manifest row, so it is durable and visible exactly when the commit is, and no file is
-created (creating 500 small files was most of a daily upsert's time). Its manifest path
-ends in :data:`INLINE_SUFFIX` and names no file. The BLOB is the IPC file compressed as
-one zstd frame (level 1, ~3x smaller: the bytes go through the catalog's WAL, so fewer
-is faster), or the IPC file as is (``ARROW1`` magic): :func:`decode_inline` accepts both.
+``read_ipc`` and ``pyarrow.feather`` read). It is written as an **inline delta**: rows in
+the catalog, inserted in the same SQLite transaction as its manifest row, so it is
+durable and visible exactly when the commit is, and no file is created (creating 500
+small files was most of a daily upsert's time). Its manifest path ends in
+:data:`INLINE_SUFFIX` and names no file. The inline deltas of one write are **packed**:
+their rows, concatenated, in groups of about :data:`PACK_ROWS` rows, one IPC file per
+group stored as one BLOB (``packs`` table); a delta's manifest row names its pack and its
+first row (encoding 500 deltas one by one was most of a daily upsert once the files were
+gone). A BLOB is the IPC file compressed as one zstd frame (level 1, ~3x smaller: the
+bytes go through the catalog's WAL, so fewer is faster), or the IPC file as is
+(``ARROW1`` magic): :func:`decode_inline` accepts both. Stores of catalog version 2 hold
+one BLOB per delta (``deltas`` table, keyed by manifest path); they are still read.
 Stores written before inline deltas hold delta *files* with the suffix
 :data:`DELTA_SUFFIX` (the same IPC bytes, uncompressed); they are still read. Like a
 Parquet file a delta is immutable, named once, checked against the size and CRC32
@@ -36,8 +41,8 @@ import zstandard
 
 from tickvault.model import BAR_SCHEMA
 
-__all__ = ["DELTA_MAX_ROWS", "DELTA_SUFFIX", "INLINE_SUFFIX", "compress_delta", "decode_delta", "decode_inline",
-           "encode_delta", "is_delta", "is_inline"]
+__all__ = ["DELTA_MAX_ROWS", "DELTA_SUFFIX", "INLINE_SUFFIX", "PACK_ROWS", "compress_delta", "decode_delta",
+           "decode_inline", "encode_delta", "is_delta", "is_inline"]
 
 #: Suffix of a delta *file* (written by stores before inline deltas; still read).
 DELTA_SUFFIX = ".arrow"
@@ -50,6 +55,9 @@ _local = threading.local()
 #: Parquet's fixed cost dominates its encoding up to a few thousand rows (0.9 ms for
 #: 100 rows, 1.2 ms for 2,000), while a 2,048-row delta stays ~140 KB.
 DELTA_MAX_ROWS = 2048
+#: The inline deltas of one write are packed in groups of about this many rows (one
+#: IPC file, one zstd frame, one BLOB each): reading one delta decodes ~2.3 MB at most.
+PACK_ROWS = 32768
 _FORMAT_KEY = b"tickvault.format"
 _FORMAT = b"delta-1"
 # One schema object for every delta: building a schema with per-file metadata was half the

@@ -59,12 +59,18 @@ class SeriesKey:
     @property
     def rel_dir(self) -> str:
         """Series folder relative to the root (posix separators)."""
-        return f"bars/tf={self.timeframe}/symbol={symbol_path_component(self.symbol)}"
+        return _rel_dir(self.symbol, self.timeframe)
 
     @property
     def lock_rel(self) -> str:
         """Lock file relative to the root."""
         return f"locks/tf={self.timeframe}/symbol={symbol_path_component(self.symbol)}.lock"
+
+
+@lru_cache(maxsize=4096)
+def _rel_dir(symbol: str, timeframe: str) -> str:
+    # Cached: quoting the symbol was ~5 µs per segment path of a 500-series write.
+    return f"bars/tf={timeframe}/symbol={symbol_path_component(symbol)}"
 
 
 @lru_cache(maxsize=256)

@@ -11,7 +11,11 @@ decodability, row count). A damaged file leaves the manifest and its time range 
 the coverage ledger in one transaction, so the engine sees that range as missing and
 fetches it again; the file is then moved under ``damaged/`` for inspection (a damaged
 inline delta's BLOB is written there as a file after the commit that dropped it; a crash
-in between loses only those damaged bytes). Nothing here
+in between loses only those damaged bytes). A damaged pack of inline deltas is
+:class:`CorruptData` for every series using it; each series sets aside only its own
+manifest rows (the pack's BLOB is written under ``damaged/packs/`` once), and the pack
+leaves the catalog with the last row using it, so healing one series never drops
+another series' rows. Nothing here
 raises on a damaged file, so a damaged store always opens and never crash-loops.
 """
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+
+import pyarrow as pa
 
 from tickvault.errors import CorruptData, StorageError
 from tickvault.store.base import VerifyReport
@@ -34,8 +40,11 @@ from tickvault.store.local._session import stale_sessions
 __all__ = ["cleanup_orphans", "heal", "recover", "verify"]
 
 
-def _damaged_dest(rel: str) -> str:
-    return "damaged/" + rel.removeprefix("bars/")
+def _damaged_dest(seg: Segment) -> str:
+    """Where a damaged file (or inline delta, or pack of them: once per pack) is set aside."""
+    if seg.pack is not None:
+        return f"damaged/packs/pack-{seg.pack}.inline"
+    return "damaged/" + seg.path.removeprefix("bars/")
 
 
 def recover(core: Core) -> int:
@@ -119,8 +128,9 @@ def verify(core: Core) -> VerifyReport:
         entries = Catalog.all_segments(conn)
     bad: dict[tuple[str, str], list[tuple[Segment, str]]] = {}
     damaged: list[tuple[str, str]] = []
+    packs: dict[int, tuple[pa.Table | None, str | None]] = {}  # each pack is checked once
     for seg, symbol, timeframe in entries:
-        problem = core.reader.check(seg)
+        problem = core.reader.check(seg, packs)
         if problem is not None and not _still_listed(core, seg):
             continue  # compacted (or deleted) by a writer after the listing: not damage
         if problem is not None:
@@ -167,12 +177,14 @@ def _set_aside(core: Core, key: SeriesKey, items: list[tuple[Segment, str]]) -> 
         core.session.ensure()
         doomed = {s.id for s, _ in items}
         rows = _remaining_rows(core, [s for s in segs if s.id not in doomed])
-        # An inline delta's BLOB leaves with its manifest row: keep its bytes to set aside.
-        blobs = {s.path: core.catalog.delta_data(s.path) for s, p in items if is_inline(s.path) and p != "missing"}
+        # An inline delta's BLOB leaves with its manifest row (a pack with the last row
+        # using it): keep its bytes to set aside. A pack is set aside once, under its id.
+        blobs = {s.path: core.catalog.delta_data(s.path) if s.pack is None else core.catalog.pack_data(s.pack)
+                 for s, p in items if is_inline(s.path) and p != "missing"}
         with core.catalog.write(before_commit=lambda: core.fs.point("before_commit")) as conn:
             Catalog.apply_manifest(conn, series, add=[], remove=sorted(doomed), rows=rows, touched=True)
             for seg, problem in items:
-                dest = None if problem == "missing" else _damaged_dest(seg.path)
+                dest = None if problem == "missing" else _damaged_dest(seg)
                 clear_coverage_in(conn, key, seg.min_us, seg.max_us + span)
                 Catalog.record_damage(conn, key.symbol, key.timeframe, seg.path, dest, problem, seg.min_us,
                                       seg.max_us)
@@ -184,13 +196,14 @@ def _set_aside(core: Core, key: SeriesKey, items: list[tuple[Segment, str]]) -> 
             if problem == "missing":
                 done.append(f"dropped missing {src} from the manifest; {note}")
                 continue
-            target = core.layout.abs(_damaged_dest(seg.path))
+            target = core.layout.abs(_damaged_dest(seg))
             if is_inline(seg.path):
                 data = blobs.get(seg.path)
-                if data is not None:
+                if data is not None and not target.exists():
                     core.fs.ensure_dirs([target.parent])
                     core.fs.publish(target, data)
-                done.append(f"wrote the inline delta {seg.path} to {target}; {note}")
+                what = "inline delta" if seg.pack is None else f"pack {seg.pack} of the inline delta"
+                done.append(f"wrote the {what} {seg.path} to {target}; {note}")
                 continue
             try:
                 core.fs.move_aside(src, target)

@@ -3,7 +3,8 @@
 Files are immutable once published (a new version is always a new file name), so the
 decoded tables and parsed footers are cached in-process by path with no invalidation
 problem: the manifest decides *which* files make up a series, the cache only saves
-decoding them again. The cache is bounded in bytes (LRU).
+decoding them again. A pack of inline deltas is decoded and cached once, by its id (never
+reused), and each delta in it is a zero-copy slice. The cache is bounded in bytes (LRU).
 
 Merging follows publication order inside each period partition: a later file's row
 replaces an earlier one with the same ``ts``. When the files of a partition do not
@@ -124,14 +125,17 @@ class SegmentReader:
     cache_bytes
         Budget of the decoded-table cache; ``0`` disables it.
     inline
-        The BLOB of an inline delta by manifest path (``None`` once it left the manifest).
+        The BLOB of a per-path inline delta by manifest path (``None`` once it left the manifest).
+    packs
+        The BLOB of a pack of inline deltas by pack id (``None`` once no manifest row uses it).
     """
 
     def __init__(self, layout: Layout, fs: FileSystem, cache_bytes: int,
-                 inline: Callable[[str], bytes | None]) -> None:
+                 inline: Callable[[str], bytes | None], packs: Callable[[int], bytes | None]) -> None:
         self._layout = layout
         self._fs = fs
         self._inline = inline
+        self._packs = packs
         self._budget = cache_bytes
         self._lock = threading.Lock()
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
@@ -145,7 +149,8 @@ class SegmentReader:
         before a single byte reaches the Parquet decoder: a damaged file becomes a
         :class:`~tickvault.errors.CorruptData`, never a wrong value or a decoder abort.
 
-        An inline delta is read from the catalog instead, with the same checks.
+        An inline delta is read from the catalog instead, with the same checks; a packed
+        one is a zero-copy slice of its decoded pack (cached once per pack, by id).
 
         Raises
         ------
@@ -155,10 +160,14 @@ class SegmentReader:
         CorruptData
             If the file is damaged or disagrees with its manifest row.
         """
-        with self._lock:
-            hit = self._tables.get(seg.path)
-            if hit is not None:
-                self._tables.move_to_end(seg.path)
+        if seg.pack is not None:
+            table, problem = self._packed(seg)
+            if problem is not None:
+                raise CorruptData(f"stored pack of inline deltas is damaged: {problem}",
+                                  path=str(self._layout.abs(seg.path)))
+            assert table is not None
+            return _select(table, columns)
+        hit = self._cached(seg.path)
         if hit is not None:
             return _select(hit, columns)
         path = self._layout.abs(seg.path)
@@ -178,6 +187,73 @@ class SegmentReader:
         if delta or columns is None:
             self._remember(seg.path, table)
         return _select(table, columns) if delta else table
+
+    def _cached(self, key: str) -> pa.Table | None:
+        with self._lock:
+            hit = self._tables.get(key)
+            if hit is not None:
+                self._tables.move_to_end(key)
+        return hit
+
+    def _packed(self, seg: Segment, *, full: bool = False,
+                checked: dict[int, tuple[pa.Table | None, str | None]] | None = None,
+                ) -> tuple[pa.Table | None, str | None]:
+        """The rows of a packed inline delta, or what is wrong with it or its pack.
+
+        The pack's BLOB is checked against the size and CRC32 of the manifest row, decoded
+        once and cached by pack id; the delta is then its rows ``pack_row`` to
+        ``pack_row + rows``, whose first and last ``ts`` must be the manifest's bounds.
+        ``full`` (verify) decodes the pack again, validated fully, once per ``checked``
+        (the packs this verify pass already checked).
+
+        Raises
+        ------
+        FileNotFoundError
+            If the pack is gone (the manifest row left meanwhile: the caller re-lists).
+        """
+        assert seg.pack is not None
+        assert seg.pack_row is not None
+        key = f"#pack/{seg.pack}"  # no manifest path starts with "#"
+        table = None if full else self._cached(key)
+        if full and checked is not None and seg.pack in checked:
+            table, problem = checked[seg.pack]
+            if problem is not None:
+                return None, problem
+        if table is None:
+            table, problem = self._decode_pack(seg, full=full)
+            if checked is not None:
+                checked[seg.pack] = (table, problem)
+            if problem is not None:
+                return None, problem
+            assert table is not None
+            if not full:
+                self._remember(key, table)
+        a, n = seg.pack_row, seg.rows
+        if a < 0 or n < 1 or a + n > table.num_rows:
+            return None, f"rows {a}..{a + n} are not in the pack of {table.num_rows} rows"
+        rows = table.slice(a, n)
+        ts = ts_array(rows)
+        if int(ts[0]) != seg.min_us or int(ts[-1]) != seg.max_us:
+            return None, "the rows in the pack do not span the manifest's time range"
+        return rows, None
+
+    def _decode_pack(self, seg: Segment, *, full: bool) -> tuple[pa.Table | None, str | None]:
+        """The decoded pack of ``seg`` (checked against its manifest row), or the problem."""
+        assert seg.pack is not None
+        data = self._packs(seg.pack)
+        if data is None:
+            raise FileNotFoundError(errno.ENOENT, "pack of inline deltas is gone", seg.path)
+        if len(data) != seg.bytes:
+            return None, f"size {len(data)} != {seg.bytes} recorded at publish time"
+        if crc32(data) != seg.crc32:
+            return None, "checksum mismatch"
+        try:
+            table = decode_inline(data)
+            if full:
+                table.validate(full=True)
+        except _DECODE_ERRORS as exc:
+            return None, f"cannot decode: {exc}"
+        return table, None
 
     def _read_checked(self, seg: Segment) -> tuple[pa.Buffer, str | None]:
         """The file's bytes and what is wrong with them (``None``: size and CRC match)."""
@@ -223,6 +299,10 @@ class SegmentReader:
                 _, old = self._tables.popitem(last=False)
                 self._used -= old.get_total_buffer_size()
 
+    def keep_pack(self, pack: int, table: pa.Table) -> None:
+        """Cache a pack of inline deltas this process just committed, as decoding it returns its rows."""
+        self._remember(f"#pack/{pack}", table)
+
     def keep_written(self, path: str, table: pa.Table) -> None:
         """Cache a file this process just published, as the rows it was encoded from.
 
@@ -252,8 +332,17 @@ class SegmentReader:
                     self._used -= old.get_total_buffer_size()
                 self._footers.pop(p, None)
 
-    def check(self, seg: Segment) -> str | None:
-        """Verify one file completely; return the problem, or ``None`` if it is sound."""
+    def check(self, seg: Segment, packs: dict[int, tuple[pa.Table | None, str | None]] | None = None) -> str | None:
+        """Verify one file completely; return the problem, or ``None`` if it is sound.
+
+        ``packs``: the packs of inline deltas a verify pass checked already (each pack is
+        decoded and validated once per pass, however many deltas it holds).
+        """
+        if seg.pack is not None:
+            try:
+                return self._packed(seg, full=True, checked=packs)[1]
+            except FileNotFoundError:
+                return "missing"
         try:
             buf, problem = self._read_checked(seg)
         except FileNotFoundError:

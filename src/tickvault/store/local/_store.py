@@ -45,7 +45,7 @@ from tickvault.store.local._delta import INLINE_SUFFIX, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import SeriesKey, canonical_timeframe
 from tickvault.store.local._reader import merge_segments, slice_range, ts_array
-from tickvault.store.local._writer import diff, publish_many, publish_rows
+from tickvault.store.local._writer import diff, diff_many, publish_many, publish_rows
 
 __all__ = ["LocalStore"]
 
@@ -73,15 +73,29 @@ def _upsert(*tables: pa.Table) -> pa.Table:
 _JOIN_MAX_ROWS = 8_192
 
 
-def _prepare(conformed: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]:
+class _Prepared:
+    """The call's items after :func:`_prepare`."""
+
+    def __init__(self, batches: list[tuple[pa.Table, np.ndarray]], whole: pa.Table | None,
+                 starts: list[int]) -> None:
+        self.batches = batches  # per item: dedupe_last(table) in one chunk, and its ts
+        self.whole = whole  # the small items joined (one chunk per column), or None
+        self.starts = starts  # per item: its first row in ``whole`` (its batch is that slice), or -1
+
+
+def _prepare(conformed: Sequence[pa.Table]) -> _Prepared:
     """Per conformed table, ``dedupe_last(t)`` in one chunk and its ``ts`` (int64 µs).
 
     Small tables (a daily upsert's) are done once on all of them concatenated, not per
     table: one copy into single chunks, one ``ts`` array and one vectorised "strictly
     increasing?" test; only those that are not sorted and unique get their own sort. A
-    table of more than :data:`_JOIN_MAX_ROWS` rows is done on its own.
+    table of more than :data:`_JOIN_MAX_ROWS` rows is done on its own. The joined table
+    is kept (with each item's offset in it, for items that are a slice of it) for the
+    call's vectorised diff.
     """
     out: list[tuple[pa.Table, np.ndarray] | None] = [None] * len(conformed)
+    offsets = [-1] * len(conformed)
+    whole: pa.Table | None = None
     small = [i for i, t in enumerate(conformed) if t.num_rows <= _JOIN_MAX_ROWS]
     for i, t in enumerate(conformed):
         if t.num_rows > _JOIN_MAX_ROWS:
@@ -104,7 +118,8 @@ def _prepare(conformed: Sequence[pa.Table]) -> list[tuple[pa.Table, np.ndarray]]
                 out[i] = (part, ts_array(part))
             else:
                 out[i] = (part, ts[a:a + n])
-    return [o for o in out if o is not None]
+                offsets[i] = a
+    return _Prepared([o for o in out if o is not None], whole, offsets)
 
 
 def _bound(value: int | None) -> int | None:
@@ -274,9 +289,9 @@ class LocalStore:
             keys.append(SeriesKey.of(symbol, timeframe))
             conformed.append(conform_table(table))
         # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
-        batches = _prepare(conformed)
-        prepared = [(key, batch) for key, (batch, _) in zip(keys, batches, strict=True)]
-        stamps = [ts for _, ts in batches]
+        ready = _prepare(conformed)
+        prepared = [(key, batch) for key, (batch, _) in zip(keys, ready.batches, strict=True)]
+        stamps = [ts for _, ts in ready.batches]
         receipts = [StoreReceipt() for _ in prepared]
         order: dict[SeriesKey, list[int]] = {}
         for i, (key, batch) in enumerate(prepared):
@@ -288,7 +303,7 @@ class LocalStore:
         reading: list[SeriesKey] = []
         try:
             with self._compactor.writing() if self._compactor is not None else nullcontext():
-                crowded = self._write_locked(prepared, stamps, order, receipts, reading)
+                crowded = self._write_locked(prepared, stamps, ready, order, receipts, reading)
         except CorruptData as exc:
             if reading:
                 self._heal(reading[-1], exc)
@@ -304,7 +319,7 @@ class LocalStore:
         return receipts
 
     def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray],
-                      order: dict[SeriesKey, list[int]], receipts: list[StoreReceipt],
+                      ready: _Prepared, order: dict[SeriesKey, list[int]], receipts: list[StoreReceipt],
                       reading: list[SeriesKey]) -> Todo:
         """The locked part of :meth:`write_many`; returns the partitions to compact."""
         core = self._core
@@ -320,13 +335,25 @@ class LocalStore:
             bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
                       for key, spans in times.items()}
             listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
+            currents: dict[SeriesKey, pa.Table] = {}
+            for key in keys:
+                reading.append(key)
+                currents[key] = self._stored(key, listings[key][1], *bounds[key])
+            vector = self._diff_vectorised(prepared, stamps, ready, order, currents, receipts)
             for key in keys:
                 idxs = order[key]
                 spans = times[key]
-                lo, hi = bounds[key]
-                series, segs = listings[key]
-                reading.append(key)
-                current = slice_range(merge_segments(self._load_listed(key, segs)), lo, hi) if segs else _EMPTY
+                series = listings[key][0]
+                if idxs[0] in vector:  # a series named once, diffed with the whole call
+                    i = idxs[0]
+                    if vector[i].num_rows:
+                        jobs.append((key, vector[i], series.next_seq))
+                        writing[key] = [i]
+                        changes[key] = ManifestChange(series, [], [], series.rows + receipts[i].rows_new, True)
+                        if series.rows:
+                            deltas.add(key)
+                    continue
+                current = currents[key]
                 parts: list[pa.Table] = []
                 new_rows = 0
                 for j, i in enumerate(idxs):
@@ -351,16 +378,16 @@ class LocalStore:
                 return {}
             core.session.ensure()
             published = publish_many(core.layout, core.fs, jobs, deltas=deltas)
+            written: dict[SeriesKey, int] = {}
             for pub in published:
                 changes[pub.key].add.append(pub.segment)
+                written[pub.key] = written.get(pub.key, 0) + pub.bytes
             crowded = core.commit_many(list(changes.values()))
-        for pub in published:
-            core.reader.keep_written(pub.segment.path, pub.rows)
-            if pub.segment.data is not None:
-                self._wal_bytes += len(pub.segment.data)
-        for key, done in changes.items():
+        core.keep_written(published)
+        self._wal_bytes += sum(len(p.data) for p in {pub.segment.pack for pub in published} if p is not None)
+        for key in changes:
             # The series' bytes, split over the items that wrote rows by rows written.
-            total = sum(s.bytes for s in done.add)
+            total = written[key]
             writers = writing[key]
             weight = sum(receipts[i].rows_written for i in writers)
             for n, i in enumerate(writers):
@@ -376,6 +403,46 @@ class LocalStore:
             assert periods is not None
             periods.add(period)
         return todo
+
+    def _stored(self, key: SeriesKey, segs: list[Segment], lo: int, hi: int) -> pa.Table:
+        """The stored rows of ``key`` in ``[lo, hi)`` (listed under the series lock).
+
+        Each segment is sliced to the range before the merge (zero-copy), so a year-long
+        base file is never concatenated or searched whole for a day's upsert.
+        """
+        if not segs:
+            return _EMPTY
+        return merge_segments([(s, slice_range(t, lo, hi)) for s, t in self._load_listed(key, segs)])
+
+    @staticmethod
+    def _diff_vectorised(prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray], ready: _Prepared,
+                         order: dict[SeriesKey, list[int]], currents: dict[SeriesKey, pa.Table],
+                         receipts: list[StoreReceipt]) -> dict[int, pa.Table]:
+        """Diff every item of a series named once in the call, that is a slice of the joined
+        table, in one :func:`diff_many`; returns their rows to write by item (and fills in
+        their receipts). Other items (a series named twice, a big or unsorted item) are
+        left to the per-series :func:`diff`.
+        """
+        fast = sorted(idxs[0] for idxs in order.values() if len(idxs) == 1 and ready.starts[idxs[0]] >= 0)
+        if not fast or ready.whole is None:
+            return {}
+        got = diff_many(ready.whole, np.array([ready.starts[i] for i in fast], dtype=np.int64),
+                        np.array([prepared[i][1].num_rows for i in fast], dtype=np.int64),
+                        [currents[prepared[i][0]] for i in fast])
+        if got is None:
+            return {}
+        write, new, changed, unchanged = got
+        # The items' rows to write, in item order (all of the call's rows: no copy).
+        rows = ready.whole if write.all() else ready.whole.filter(pa.array(write))
+        out: dict[int, pa.Table] = {}
+        first = 0
+        for j, i in enumerate(fast):
+            n = int(new[j] + changed[j])
+            out[i] = rows.slice(first, n)
+            first += n
+            receipts[i] = StoreReceipt(int(new[j]), int(changed[j]), int(unchanged[j]), 0,
+                                       int(stamps[i][0]), int(stamps[i][-1]))
+        return out
 
     def _load_listed(self, key: SeriesKey, segs: list[Segment]) -> list[tuple[Segment, pa.Table]]:
         """Load files listed under the series lock: none can vanish, so a missing one is damage."""

@@ -6,8 +6,9 @@ costs one read and zero bytes. ``publish_rows`` and ``publish_many`` split rows 
 period partitions, encode each partition (in parallel threads: Parquet encoding releases
 the GIL) and publish every file atomically through
 :class:`~tickvault.store.local._fs.FileSystem`; small deltas of ``publish_many`` become
-inline deltas whose bytes travel in their manifest rows. The manifest commit that makes
-them visible (and writes the inline deltas) is the caller's job.
+inline deltas, packed per call (a few packs whose bytes travel with the manifest rows
+that reference them). The manifest commit that makes them visible (and writes the packs)
+is the caller's job.
 """
 
 from __future__ import annotations
@@ -26,15 +27,23 @@ import numpy as np
 import pyarrow as pa
 
 from tickvault.model import BAR_SCHEMA
-from tickvault.store.local._catalog import NewSegment
+from tickvault.store.local._catalog import NewSegment, Pack
 from tickvault.store.local._codec import encode
 from tickvault.store.local._crc import crc32
-from tickvault.store.local._delta import DELTA_MAX_ROWS, INLINE_SUFFIX, compress_delta, encode_delta, is_inline
+from tickvault.store.local._delta import (
+    DELTA_MAX_ROWS,
+    INLINE_SUFFIX,
+    PACK_ROWS,
+    compress_delta,
+    encode_delta,
+    is_inline,
+)
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
 from tickvault.store.local._reader import ts_array
 
-__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "publish_many", "publish_rows", "run_parallel"]
+__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "diff_many", "publish_many", "publish_rows",
+           "run_parallel"]
 
 _T = TypeVar("_T")
 _pool: ThreadPoolExecutor | None = None
@@ -52,8 +61,6 @@ _WORKERS = 8
 # can (see FileSystem.can_sync_all); below it, per-file fsyncs cost little and never wait
 # for other processes' dirty data.
 SYNC_ALL_MIN_FILES = 8
-# A call with at least this many inline deltas encodes them on the thread pool.
-INLINE_PARALLEL_MIN = 64
 
 
 def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROWS * 2, *,
@@ -63,17 +70,21 @@ def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROW
     ``rows`` is the total amount of work, used to skip threads for small jobs; ``force``
     uses the threads whenever there are several tasks (jobs that wait on fsync).
     """
-    global _pool, _pool_pid
     if len(tasks) <= 1 or (not force and rows < PARALLEL_MIN_ROWS * len(tasks)):
         return [t() for t in tasks]
+    pool = _shared_pool()
+    futures: list[Future[_T]] = [pool.submit(t) for t in tasks]
+    return [f.result() for f in futures]
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
     with _pool_lock:
         # A pool inherited through fork() has no threads: make a new one per process.
         if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="tickvault-store")
             _pool_pid = os.getpid()
-        pool = _pool
-    futures: list[Future[_T]] = [pool.submit(t) for t in tasks]
-    return [f.result() for f in futures]
+        return _pool
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,67 @@ def diff(batch: pa.Table, stored: pa.Table) -> Diff:
     return Diff(~unchanged, n - n_found, n_found - n_same, n_same)
 
 
+def diff_many(batch: pa.Table, starts: np.ndarray, sizes: np.ndarray,
+              stored: Sequence[pa.Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`diff` of many items at once: a few numpy operations for the whole call.
+
+    Item ``j`` is the rows ``starts[j]`` to ``starts[j] + sizes[j]`` of ``batch`` (in
+    increasing order, not overlapping; each sorted with unique ``ts``), compared with
+    ``stored[j]`` (sorted, unique ``ts``; it may hold other rows too). Both sides are
+    keyed by ``j * span + (ts - base)``, increasing over the whole call, so one
+    ``searchsorted`` finds every stored row and each column is compared once over all of
+    them, with :func:`diff`'s semantics (:func:`_same`).
+
+    Returns ``(write, new, changed, unchanged)``: the mask of ``batch``'s rows to write
+    (``False`` outside the items) and per item counts; ``None`` when the keys would not
+    fit in int64 (the caller then diffs item by item).
+    """
+    k = int(sizes.size)
+    total = int(sizes.sum())
+    ends = np.cumsum(sizes)
+    item = np.repeat(np.arange(k, dtype=np.int64), sizes)
+    if total == batch.num_rows:  # the items are the whole batch (the usual call): no gathers
+        pos = np.arange(total, dtype=np.int64)
+        bts = ts_array(batch)
+    else:
+        pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - sizes), sizes)  # rows of batch
+        bts = ts_array(batch)[pos]
+    live = [t for t in stored if t.num_rows]
+    write = np.zeros(batch.num_rows, dtype=bool)
+    new = np.bincount(item, minlength=k)
+    if not live or total == 0:
+        write[pos] = True
+        return write, new, np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    table = pa.concat_tables(live) if len(live) > 1 else live[0]
+    sts = ts_array(table)
+    sitem = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in stored])
+    base = min(int(bts.min()), int(sts.min()))
+    span = max(int(bts.max()), int(sts.max())) - base + 1
+    if span * k >= 2**62:
+        return None
+    bkey = item * span + (bts - base)
+    skey = sitem * span + (sts - base)
+    idx = np.searchsorted(skey, bkey)
+    safe = np.minimum(idx, skey.size - 1)
+    found = (idx < skey.size) & (skey[safe] == bkey)
+    fa = np.flatnonzero(found)  # item rows (in pos order) found in the stored rows
+    ia, ib = pos[fa], idx[fa]
+    keep = np.arange(fa.size)  # positions in fa still equal so far
+    for name in batch.column_names[1:]:
+        if keep.size == 0:
+            break
+        eq = _same(batch.column(name), table.column(name), ia[keep], ib[keep])
+        if eq is not None:
+            keep = keep[eq]
+    same = fa[keep]
+    unchanged = np.bincount(item[same], minlength=k)
+    n_found = np.bincount(item[fa], minlength=k)
+    row_write = np.ones(total, dtype=bool)
+    row_write[same] = False
+    write[pos] = row_write
+    return write, sizes - n_found, n_found - unchanged, unchanged
+
+
 def publish_rows(layout: Layout, fs: FileSystem, key: SeriesKey, rows: pa.Table,
                  first_seq: int) -> list[NewSegment]:
     """Write ``rows`` (sorted, unique) as one new file per period partition.
@@ -228,11 +300,48 @@ def publish_rows(layout: Layout, fs: FileSystem, key: SeriesKey, rows: pa.Table,
 
 @dataclass(frozen=True)
 class Published:
-    """One file written by :func:`publish_many`: its manifest row and the rows it holds."""
+    """One file written by :func:`publish_many`: its manifest row and the rows it holds.
+
+    For a packed inline delta, ``pack_rows`` are the rows of its whole pack as decoding
+    the pack returns them (``rows`` is a zero-copy slice of them) and ``bytes`` is its
+    share of the pack's bytes (by rows); else ``bytes`` is the file's size.
+    """
 
     key: SeriesKey
     segment: NewSegment
     rows: pa.Table
+    pack_rows: pa.Table | None = None
+    bytes: int = 0
+
+
+class _Tokens:
+    """Random name tokens (8 hex digits each), drawn from the OS 1,024 at a time.
+
+    One ``secrets.token_hex(4)`` per segment was one ``getrandom`` call each: 15 ms of a
+    500-series write on this VM.
+    """
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at >= len(self._hex):
+            self._hex, self._at = secrets.token_hex(4096), 0
+        self._at += 8
+        return self._hex[self._at - 8:self._at]
+
+
+def _encode_pack(parts: Sequence[pa.Table]) -> tuple[Pack, pa.Table]:
+    """One pack of inline deltas: the rows of ``parts`` concatenated, one IPC file, one zstd frame.
+
+    Returns the pack and its rows as decoding it returns them (the IPC file's own
+    buffers, zero-copy: they keep no bigger batch alive).
+    """
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).unify_dictionaries()
+    ipc_file = encode_delta(table.combine_chunks())
+    rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
+    return Pack(compress_delta(ipc_file), rows.num_rows), rows
 
 
 def _stage_chunk(stage: Callable[[int], _T], indices: Sequence[int]) -> list[_T]:
@@ -243,25 +352,48 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
                  deltas: Collection[SeriesKey] = ()) -> list[Published]:
     """Write each job's rows (sorted, unique) as one new segment per period partition.
 
-    ``jobs`` are ``(series, rows, first_seq)``. A partition of a series in ``deltas``
-    with at most :data:`DELTA_MAX_ROWS` rows becomes an *inline delta* (see ``_delta``):
-    its encoded bytes travel in the returned manifest row (``NewSegment.data``) and reach
-    the disk with the caller's catalog commit, so it costs no file, no fsync and no
-    folder. Every other partition is a Parquet file. The files of all jobs are published
-    together, so the fixed costs are paid once per call, not per file: new folders are
-    created (and their parents synced) once; every file is encoded and written under a
-    temp name (Parquet encodings on the shared thread pool when they are big enough to
-    pay for it), then renamed to its final name. Durability is then one ``syncfs`` of the
-    store's file system when the call publishes many files and the machine has little
-    other dirty data (:meth:`FileSystem.can_sync_all`); otherwise each file is fsync'd
-    before its rename (on the pool, so fsyncs overlap) and each folder that gained a file
-    once after the renames. When this returns every file is durable under its final
-    name, and nothing is visible until the caller commits the manifest rows.
+    ``jobs`` are ``(series, rows, first_seq)``. A partition of a series in ``deltas`` with
+    at most :data:`DELTA_MAX_ROWS` rows becomes an *inline delta* (see ``_delta``): the
+    call's inline deltas, in plan order, are packed into a few groups of about
+    :data:`PACK_ROWS` rows (one :class:`Pack` each, encoded in parallel), each delta's
+    manifest row references its pack and first row, and the packs reach the disk with the
+    caller's catalog commit, so they cost no file, no fsync and no folder. Every other
+    partition is a Parquet file. The files of all jobs are published together, so the fixed
+    costs are paid once per call, not per file: new folders are created (and their parents
+    synced) once; every file is encoded and written under a temp name (Parquet encodings on
+    the shared thread pool when they are big enough to pay for it), then renamed to its
+    final name. Durability is then one ``syncfs`` of the store's file system when the call
+    publishes many files and the machine has little other dirty data
+    (:meth:`FileSystem.can_sync_all`); otherwise each file is fsync'd before its rename (on
+    the pool, so fsyncs overlap) and each folder that gained a file once after the renames.
+    When this returns every file is durable under its final name, and nothing is visible
+    until the caller commits the manifest rows.
 
     A fault-injecting :class:`FileSystem` subclass gets the same steps one file at a time
     in job order, so its trace of steps is deterministic.
     """
+    # The call's inline deltas are packed: a few big IPC files and zstd frames instead of
+    # one per series (the per-delta fixed costs were most of a daily upsert). Consecutive
+    # inline partitions of the plan make a group of about PACK_ROWS rows (balanced over the
+    # call), and each group starts encoding on the shared pool as soon as it is complete
+    # (big buffers release the GIL), while this thread plans the rest.
+    concurrent = type(fs) is FileSystem
+    expected = sum(rows.num_rows for key, rows, _ in jobs if key in deltas)  # about the inline rows
+    target = expected / max(1, -(-expected // PACK_ROWS))
+    groups: list[tuple[list[int], Callable[[], tuple[Pack, pa.Table]]]] = []
+    group: list[int] = []
+    grouped = 0
+
+    def flush() -> None:
+        parts = [plan[i][4] for i in group]
+        if concurrent:
+            groups.append((group, _shared_pool().submit(_encode_pack, parts).result))
+        else:  # a fault-injecting file system: in order, on this thread
+            done = _encode_pack(parts)
+            groups.append((group, lambda: done))
+
     plan: list[tuple[SeriesKey, str, int, str, pa.Table, int, int]] = []
+    tokens = _Tokens()
     for key, rows, first_seq in jobs:
         if rows.num_rows == 0:
             continue
@@ -270,46 +402,44 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
         small = key in deltas
         for i, label in enumerate(labels):
             a, b = int(starts[i]), int(starts[i + 1])
-            suffix = INLINE_SUFFIX if small and b - a <= DELTA_MAX_ROWS else ".parquet"
-            rel = Layout.segment_rel(key, label, first_seq + i, secrets.token_hex(4), suffix)
+            inline = small and b - a <= DELTA_MAX_ROWS
+            rel = Layout.segment_rel(key, label, first_seq + i, tokens.next(),
+                                     INLINE_SUFFIX if inline else ".parquet")
             plan.append((key, label, first_seq + i, rel, rows.slice(a, b - a), int(ts[a]), int(ts[b - 1])))
+            if inline:
+                group.append(len(plan) - 1)
+                grouped += b - a
+                if grouped >= target * (len(groups) + 1) - (b - a) / 2:
+                    flush()
+                    group = []
+    if group:
+        flush()
     if not plan:
         return []
     segments: list[NewSegment | None] = [None] * len(plan)
     tables = [p[4] for p in plan]
-    inline = [i for i, p in enumerate(plan) if is_inline(p[3])]
+    packs: list[pa.Table | None] = [None] * len(plan)
+    shares = [0] * len(plan)
     files = [i for i, p in enumerate(plan) if not is_inline(p[3])]
-    concurrent = type(fs) is FileSystem
-
-    def stage_inline(i: int) -> tuple[NewSegment, pa.Table]:
-        _key, label, seq, rel, part, lo, hi = plan[i]
-        ipc_file = encode_delta(part)
-        data = compress_delta(ipc_file)
-        # The rows as the delta's own buffers (zero-copy): ``part`` may be a slice of a
-        # much bigger batch, which the decoded-file cache must not keep alive.
-        rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
-        return NewSegment(label, seq, rel, part.num_rows, lo, hi, len(data), crc32(data), data), rows
-
-    if inline:
-        # zstd releases the GIL: many deltas compress on every core, one task per core
-        # (500 deltas: 95 ms on 2 tasks, 110 ms on 8, 103 ms inline, on this 2-core VM).
-        if concurrent and len(inline) >= INLINE_PARALLEL_MIN:
-            n = min(len(inline), os.cpu_count() or 2)
-            chunks = run_parallel([functools.partial(_stage_chunk, stage_inline, inline[k::n]) for k in range(n)],
-                                  force=True)
-            for k, chunk in enumerate(chunks):
-                for i, (seg, rows) in zip(inline[k::n], chunk, strict=True):
-                    segments[i], tables[i] = seg, rows
-        else:
-            for i in inline:
-                segments[i], tables[i] = stage_inline(i)
     if files:
         for i, seg in zip(files, _publish_files(layout, fs, [plan[i] for i in files]), strict=True):
             segments[i] = seg
+            shares[i] = seg.bytes
+    if groups:
+        for group, result in groups:
+            pack, rows = result()
+            size, crc, first = len(pack.data), crc32(pack.data), 0
+            for i in group:
+                _key, label, seq, rel, part, lo, hi = plan[i]
+                n = part.num_rows
+                segments[i] = NewSegment(label, seq, rel, n, lo, hi, size, crc, pack=pack, pack_row=first)
+                tables[i], packs[i] = rows.slice(first, n), rows
+                shares[i] = max(1, size * n // pack.rows)
+                first += n
     out: list[Published] = []
-    for p, done, rows in zip(plan, segments, tables, strict=True):
+    for p, done, rows, whole, share in zip(plan, segments, tables, packs, shares, strict=True):
         assert done is not None
-        out.append(Published(p[0], done, rows))
+        out.append(Published(p[0], done, rows, whole, share))
     return out
 
 
