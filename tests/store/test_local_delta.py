@@ -362,20 +362,27 @@ def test_a_pack_id_is_never_reused(tmp_path: Path) -> None:
 
 # -- stores written before inline deltas -------------------------------------------------
 
-def _old_file_delta(store: LocalStore, symbol: str, rows: pa.Table) -> None:
-    """Publish ``rows`` the way tickvault did before inline deltas: an ``.arrow`` file."""
+def _old_delta(store: LocalStore, symbol: str, rows: pa.Table, *, inline: bool) -> str:
+    """Commit ``rows`` the way an older tickvault did; return the manifest path.
+
+    ``inline``: a BLOB of its own in ``deltas`` (schema version 2); else an ``.arrow`` file
+    (before inline deltas).
+    """
     core = store._core
     key = SeriesKey.of(symbol, "1m")
     series, _ = core.listing(key)
     assert series is not None
     ts = rows.column("ts").cast(pa.int64()).to_numpy()
-    rel = Layout.segment_rel(key, "2024", series.next_seq, "0ldf0rma", ".arrow")
-    data = encode_delta(rows)
-    core.fs.ensure_dirs([core.layout.abs(rel).parent])
-    core.fs.publish(core.layout.abs(rel), memoryview(data))
-    seg = NewSegment("2024", series.next_seq, rel, rows.num_rows, int(ts[0]), int(ts[-1]), data.size,
-                     zlib.crc32(memoryview(data)))
+    suffix = ".inline" if inline else ".arrow"
+    rel = Layout.segment_rel(key, "2024", series.next_seq, "0ldbl0b5" if inline else "0ldf0rma", suffix)
+    data = compress_delta(encode_delta(rows)) if inline else encode_delta(rows).to_pybytes()
+    if not inline:
+        core.fs.ensure_dirs([core.layout.abs(rel).parent])
+        core.fs.publish(core.layout.abs(rel), memoryview(data))
+    seg = NewSegment("2024", series.next_seq, rel, rows.num_rows, int(ts[0]), int(ts[-1]), len(data),
+                     zlib.crc32(data), data if inline else None)
     core.commit(key, series, add=[seg], remove=[], rows=series.rows + rows.num_rows, touched=True)
+    return rel
 
 
 def test_an_older_store_with_delta_files_and_a_version_1_catalog_still_reads(tmp_path: Path) -> None:
@@ -385,7 +392,7 @@ def test_an_older_store_with_delta_files_and_a_version_1_catalog_still_reads(tmp
     with LocalStore(tmp_path) as store:
         for s in (store, oracle):
             s.write("AAPL", "1m", base)
-        _old_file_delta(store, "AAPL", old)
+        _old_delta(store, "AAPL", old, inline=False)
         oracle.write("AAPL", "1m", old)
     _downgrade(tmp_path, "1")  # back to the catalog of that version: no deltas table, no packs
     with LocalStore(tmp_path, cache_bytes=0) as store:  # upgraded in place on open
@@ -422,28 +429,13 @@ def _downgrade(root: Path, version: str) -> None:
     con.close()
 
 
-def _old_inline_delta(store: LocalStore, symbol: str, rows: pa.Table) -> str:
-    """Commit ``rows`` the way a tickvault of schema version 2 did: a BLOB of its own in ``deltas``."""
-    core = store._core
-    key = SeriesKey.of(symbol, "1m")
-    series, _ = core.listing(key)
-    assert series is not None
-    ts = rows.column("ts").cast(pa.int64()).to_numpy()
-    rel = Layout.segment_rel(key, "2024", series.next_seq, "0ldbl0b5", ".inline")
-    data = compress_delta(encode_delta(rows))
-    seg = NewSegment("2024", series.next_seq, rel, rows.num_rows, int(ts[0]), int(ts[-1]), len(data),
-                     zlib.crc32(data), data)
-    core.commit(key, series, add=[seg], remove=[], rows=series.rows + rows.num_rows, touched=True)
-    return rel
-
-
 def test_a_version_2_store_with_inline_blobs_reads_upgrades_and_compacts(tmp_path: Path) -> None:
     oracle = MemoryStore()
     with LocalStore(tmp_path) as store:
         for s in (store, oracle):
             s.write_many([(sym, "1m", make_bars(_minutes(0, 50, Y2024_US))) for sym in ("AAPL", "MSFT")])
         old = {sym: make_bars(_minutes(40, 20, Y2024_US), version=1) for sym in ("AAPL", "MSFT")}
-        paths = {sym: _old_inline_delta(store, sym, rows) for sym, rows in old.items()}
+        paths = {sym: _old_delta(store, sym, rows, inline=True) for sym, rows in old.items()}
         for sym, rows in old.items():
             oracle.write(sym, "1m", rows)
     assert set(_blobs(tmp_path)) == set(paths.values())

@@ -581,17 +581,16 @@ class Catalog:
         return [Segment(*r) for r in conn.execute(sql + " ORDER BY seq", args)]
 
     def delta_data(self, path: str) -> bytes | None:
-        """The BLOB of an inline delta, or ``None`` once it left the manifest."""
-        try:
-            row = self.conn().execute("SELECT data FROM deltas WHERE path = ?", (path,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
-        return None if row is None else bytes(row[0])
+        """The BLOB of a per-path inline delta, or ``None`` once it left the manifest."""
+        return self._blob("SELECT data FROM deltas WHERE path = ?", path)
 
     def pack_data(self, pack: int) -> bytes | None:
         """The BLOB of a pack of inline deltas, or ``None`` once no manifest row uses it."""
+        return self._blob("SELECT data FROM packs WHERE id = ?", pack)
+
+    def _blob(self, sql: str, key: str | int) -> bytes | None:
         try:
-            row = self.conn().execute("SELECT data FROM packs WHERE id = ?", (pack,)).fetchone()
+            row = self.conn().execute(sql, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
         return None if row is None else bytes(row[0])
