@@ -37,7 +37,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
@@ -46,6 +45,7 @@ import pyarrow.parquet as pq
 
 from tickvault.errors import SchemaError
 from tickvault.model import BAR_SCHEMA, ColumnBlock
+from tickvault.store.local._pools import ProcessPool
 
 __all__ = ["FLOAT_COLUMNS", "FORMAT_VERSION", "decode", "encode", "find_scale", "from_scaled", "open_file",
            "scaled_into"]
@@ -532,7 +532,7 @@ def decode(source: Any, md: pq.FileMetaData | None = None, columns: Sequence[str
                 _helper_idle.release()
 
         try:
-            helper = _helper().submit(help_out)
+            helper = _HELPER.get().submit(help_out)
         except BaseException:
             _helper_idle.release()
             raise
@@ -590,20 +590,8 @@ def _halves(names: Sequence[str]) -> tuple[list[str], list[str]]:
     return groups
 
 
-_helper_pool: ThreadPoolExecutor | None = None
-_helper_pid = 0
-_helper_lock = threading.Lock()
+_HELPER = ProcessPool(1, "tickvault-decode")  # the decoder's one helper thread
 _helper_idle = threading.Lock()  # held while a decode uses the helper thread
-
-
-def _helper() -> ThreadPoolExecutor:
-    """The decoder's one helper thread (made again in a forked child, which has none)."""
-    global _helper_pool, _helper_pid
-    with _helper_lock:
-        if _helper_pool is None or _helper_pid != os.getpid():
-            _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickvault-decode")
-            _helper_pid = os.getpid()
-        return _helper_pool
 
 
 def _counts(arr: pa.Array[Any]) -> pa.Array[Any]:

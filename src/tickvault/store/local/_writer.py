@@ -14,11 +14,9 @@ is the caller's job.
 from __future__ import annotations
 
 import functools
-import os
 import secrets
-import threading
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,15 +38,13 @@ from tickvault.store.local._delta import (
 )
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
+from tickvault.store.local._pools import ProcessPool
 from tickvault.store.local._reader import ts_array
 
 __all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "diff_many", "publish_many", "publish_rows",
            "run_parallel"]
 
 _T = TypeVar("_T")
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
 
 
 # Below this many rows per task a thread hand-off costs more than it saves.
@@ -61,6 +57,7 @@ _WORKERS = 8
 # can (see FileSystem.can_sync_all); below it, per-file fsyncs cost little and never wait
 # for other processes' dirty data.
 SYNC_ALL_MIN_FILES = 8
+_POOL = ProcessPool(_WORKERS, "tickvault-store")
 
 
 def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROWS * 2, *,
@@ -72,19 +69,9 @@ def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROW
     """
     if len(tasks) <= 1 or (not force and rows < PARALLEL_MIN_ROWS * len(tasks)):
         return [t() for t in tasks]
-    pool = _shared_pool()
+    pool = _POOL.get()
     futures: list[Future[_T]] = [pool.submit(t) for t in tasks]
     return [f.result() for f in futures]
-
-
-def _shared_pool() -> ThreadPoolExecutor:
-    global _pool, _pool_pid
-    with _pool_lock:
-        # A pool inherited through fork() has no threads: make a new one per process.
-        if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="tickvault-store")
-            _pool_pid = os.getpid()
-        return _pool
 
 
 @dataclass(frozen=True)
@@ -387,7 +374,7 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
     def flush() -> None:
         parts = [plan[i][4] for i in group]
         if concurrent:
-            groups.append((group, _shared_pool().submit(_encode_pack, parts).result))
+            groups.append((group, _POOL.get().submit(_encode_pack, parts).result))
         else:  # a fault-injecting file system: in order, on this thread
             done = _encode_pack(parts)
             groups.append((group, lambda: done))
