@@ -59,3 +59,20 @@ def test_cold_open_reads_the_same_rows(tmp_path: Path) -> None:
     with LocalStore(tmp_path / "s") as cold:
         assert cold.read("AAA", "1m").equals(table)
         assert [s.symbol for s in cold.series()] == ["AAA", "BBB"]
+
+
+def test_close_frees_the_decoded_tables(tmp_path: Path) -> None:
+    # A closed store keeps no decoded file alive: its memory (recycled block memory
+    # included, see tickvault.model._memory) is free for the next store's reads.
+    table = _bars(60_000)
+    with LocalStore(tmp_path / "s") as store:
+        store.write("AAA", "1m", table)
+    store = LocalStore(tmp_path / "s")
+    got = store.read("AAA", "1m")
+    assert got.equals(table)
+    reader = store._core.reader
+    assert reader._tables
+    del got
+    store.close()
+    assert not reader._tables
+    assert reader._used == 0

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tickvault.model._memory import writable
+
 __all__ = ["ColumnBlock", "shared_rows"]
 
 _ARROW_TYPES = {np.dtype(np.float64): pa.float64(), np.dtype(np.int64): pa.int64()}
@@ -67,13 +69,11 @@ class ColumnBlock:
             raise TypeError(f"ColumnBlock holds float64 or int64, not {np.dtype(dtype)}")
         if rows < 1 or n < 1:
             raise ValueError(f"a ColumnBlock needs at least one row and one value, not ({rows}, {n})")
-        # Arrow's pool, not numpy's malloc: a decoded block lives in the store's cache and
-        # is freed long after it was allocated, and glibc then gave those 5 MB back to the
-        # OS (mmap'd chunks), so every cold read paid ~800 page faults for a fresh block;
-        # the pool keeps recycling its pages while reads keep coming.
+        # Recycled memory (see tickvault.model._memory), not numpy's malloc: a decoded block
+        # lives in the store's cache and is freed long after it was allocated, and memory
+        # fresh from the kernel made every cold read pay its page faults and zeroing.
         width = np.dtype(dtype).itemsize
-        self.values: np.ndarray = np.frombuffer(memoryview(pa.allocate_buffer(rows * n * width)),
-                                                dtype=dtype).reshape(rows, n)
+        self.values: np.ndarray = np.frombuffer(writable(rows * n * width), dtype=dtype).reshape(rows, n)
         self.nulls = [0] * rows
         self.guard: Any = None
         base, stride = self.values.ctypes.data, self.values.strides[0]

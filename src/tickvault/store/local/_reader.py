@@ -323,6 +323,13 @@ class SegmentReader:
             table = pa.Table.from_arrays(table.columns, schema=BAR_SCHEMA)
         self._remember(path, table, size)
 
+    def clear(self) -> None:
+        """Drop every cached table and footer (the store is closing: its memory goes now)."""
+        with self._lock:
+            self._tables.clear()
+            self._used = 0
+            self._footers.clear()
+
     def forget(self, paths: Sequence[str]) -> None:
         """Drop cached entries of files that left the manifest."""
         with self._lock:

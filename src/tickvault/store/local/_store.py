@@ -696,4 +696,5 @@ class LocalStore:
         try:
             self._core.session.close()
         finally:
+            self._core.reader.clear()
             self._core.catalog.close()
