@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -110,3 +111,29 @@ def test_threads_never_share_a_block() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_child_forked_while_the_lock_is_held_allocates() -> None:
+    ColumnBlock(np.float64, ROWS, N)  # something remembered
+    with _memory._lock:  # another thread of the parent is allocating at the moment of fork
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if it can allocate (no deadlock)
+            code = 1
+            try:
+                block = ColumnBlock(np.float64, ROWS, N)
+                block.values[:] = 1.0
+                code = 0 if _memory.release() == 1 else 2
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child deadlocked on the block memory lock")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -18,6 +18,7 @@ bounded (:data:`KEEP_BYTES` for everything remembered, in use or not), per proce
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -71,3 +72,15 @@ def release() -> int:
         n = len(_recent)
         _recent.clear()
     return n
+
+
+def _after_fork() -> None:
+    # A child forked while another thread held the lock would wait for it forever; it
+    # starts with a lock and a list of its own (the parent's buffers are not its to reuse).
+    global _lock, _recent
+    _lock = threading.Lock()
+    _recent = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
