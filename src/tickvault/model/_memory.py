@@ -28,7 +28,6 @@ __all__ = ["KEEP_BYTES", "MIN_BYTES", "release", "writable"]
 
 MIN_BYTES = 1 << 18  #: buffers from this size on are recycled (a symbol-year block is ~4.7 MB)
 KEEP_BYTES = 32 << 20  #: at most this many bytes of recent buffers are remembered
-_SLACK = 4  # a buffer serves requests down to (1 - 1/_SLACK) of its size
 
 _lock = threading.Lock()
 _recent: list[pa.Buffer] = []  # big buffers handed out lately, oldest first
@@ -54,7 +53,8 @@ def writable(nbytes: int) -> memoryview:
         best = -1
         for i in range(len(_recent)):
             size = _recent[i].size
-            if nbytes <= size <= nbytes + nbytes // (_SLACK - 1) and _refs(_recent, i) <= _IDLE_REFS \
+            # A buffer serves requests of at least 3/4 of its size (at most a third wasted).
+            if nbytes <= size and 3 * size <= 4 * nbytes and _refs(_recent, i) <= _IDLE_REFS \
                     and (best < 0 or size < _recent[best].size):
                 best = i
         buf = _recent.pop(best) if best >= 0 else pa.allocate_buffer(nbytes)
