@@ -1,12 +1,13 @@
 """Small upsert deltas (inline Arrow IPC BLOBs in the catalog) and the one-``syncfs`` publication.
 
-A small write to a series that already holds rows is an inline delta: an Arrow IPC file,
-zstd-framed, stored as a BLOB in the catalog in the same transaction as its manifest row
-(no file). Compaction turns deltas back into Parquet. These tests read deltas (alone and
-mixed with Parquet files), compact them, damage them, crash at every step of a call that
-mixes them with new Parquet files, check when the store may make a call's files durable
-with one ``syncfs``, and read the delta *files* (``.arrow``) of stores written before
-inline deltas, including their version-1 catalog.
+A small write to a series that already holds rows is an inline delta: an Arrow IPC file
+(packed with the call's other deltas, its buffers LZ4-compressed), stored as a BLOB in the
+catalog in the same transaction as its manifest row (no file). Compaction turns deltas back
+into Parquet. These tests read deltas (alone and mixed with Parquet files), compact them,
+damage them, crash at every step of a call that mixes them with new Parquet files, check
+when the store may make a call's files durable with one ``syncfs``, and read the delta
+*files* (``.arrow``) of stores written before inline deltas, including their version-1
+catalog.
 """
 
 from __future__ import annotations
@@ -102,6 +103,17 @@ def _flip(blob: bytes) -> bytes:
     return bytes(data)
 
 
+def _flip_footer_size(blob: bytes) -> bytes:
+    """A flipped bit in the size of the IPC file's footer (the 4 bytes before the closing magic).
+
+    A flip inside the (LZ4-framed) column data can only be caught by the manifest's CRC32:
+    like a plain IPC file, the pack then still decodes, to other values.
+    """
+    data = bytearray(blob)
+    data[-9] ^= 0x01
+    return bytes(data)
+
+
 def test_a_small_write_to_a_stored_series_is_an_inline_delta_read_back_exactly(tmp_path: Path) -> None:
     oracle = MemoryStore()
     with LocalStore(tmp_path) as store:
@@ -115,8 +127,10 @@ def test_a_small_write_to_a_stored_series_is_an_inline_delta_read_back_exactly(t
         assert sorted((tmp_path / "bars").rglob("*")) == files_before  # no file, no folder
         assert len(store.files("AAPL", "1m")) == 1  # files() lists files only
         (_, blob), = _blobs(tmp_path).items()
-        # The BLOB is one zstd frame of a plain Arrow IPC file of the bar schema.
-        table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
+        # The BLOB is an Arrow IPC file of the bar schema, each buffer LZ4-compressed by Arrow.
+        assert blob[:6] == b"ARROW1"
+        assert len(blob) < len(encode_delta(oracle.read("AAPL", "1m").slice(50)).to_pybytes())
+        table = ipc.open_file(pa.py_buffer(blob)).read_all()
         assert table.schema.remove_metadata() == BAR_SCHEMA
         assert table.num_rows == 100  # 50 changed rows, 50 new
     with LocalStore(tmp_path, cache_bytes=0) as store:  # decoded from the catalog, not the write cache
@@ -222,7 +236,7 @@ def test_a_damaged_delta_is_corrupt_data_then_set_aside(tmp_path: Path) -> None:
     assert aside.is_file()  # the damaged pack's bytes, kept for inspection
 
 
-@pytest.mark.parametrize("change", [lambda b: b[:-10], lambda b: b"", _flip,
+@pytest.mark.parametrize("change", [lambda b: b[:-10], lambda b: b"", _flip_footer_size,
                                     lambda b: zstandard.ZstdCompressor().compress(b"ARROW1 but not IPC")])
 def test_verify_checks_deltas(tmp_path: Path, change: object) -> None:
     delta = _stored_delta(tmp_path)
@@ -271,6 +285,29 @@ def _packed_store(root: Path, oracle: MemoryStore, monkeypatch: pytest.MonkeyPat
                           for i, sym in enumerate(symbols)])
 
 
+def test_packs_written_as_one_zstd_frame_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stores written before LZ4 packs hold each pack as a zstd frame of a plain IPC file."""
+    oracle = MemoryStore()
+    _packed_store(tmp_path, oracle, monkeypatch)
+    con = _catalog(tmp_path)
+    try:
+        for pack_id, blob in con.execute("SELECT id, data FROM packs").fetchall():
+            old = compress_delta(encode_delta(ipc.open_file(pa.py_buffer(blob)).read_all()))
+            assert old[:4] == b"\x28\xb5\x2f\xfd"
+            con.execute("UPDATE packs SET data = ? WHERE id = ?", (old, pack_id))
+            con.execute("UPDATE segments SET bytes = ?, crc32 = ? WHERE pack = ?", (len(old), zlib.crc32(old), pack_id))
+        con.commit()
+    finally:
+        con.close()
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        for sym in PACKED:
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
+        assert store.verify().ok
+        assert store.compact() > 0
+        for sym in PACKED:
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
+
+
 def test_a_write_many_packs_its_inline_deltas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     oracle = MemoryStore()
     _packed_store(tmp_path, oracle, monkeypatch)
@@ -278,8 +315,8 @@ def test_a_write_many_packs_its_inline_deltas(tmp_path: Path, monkeypatch: pytes
     # Consecutive deltas of ~100 rows per pack, in lock order (timeframe, symbol).
     assert [len(v) for v in packs.values()] == [3, 4, 3]
     assert [p.split("symbol=")[1].split("/")[0] for v in packs.values() for p in v] == PACKED
-    blob = next(iter(_blobs(tmp_path).values()))  # one zstd frame of one IPC file with every row
-    table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
+    blob = next(iter(_blobs(tmp_path).values()))  # one (LZ4-compressed) IPC file with every row
+    table = ipc.open_file(pa.py_buffer(blob)).read_all()
     assert table.num_rows == 90
     with LocalStore(tmp_path, cache_bytes=0) as store:
         for sym in PACKED:

@@ -54,6 +54,12 @@ def ts_array(table: pa.Table) -> np.ndarray:
         return np.asarray(chunk.view(pa.int64()).to_numpy(zero_copy_only=False))
     if col.num_chunks == 0:
         return np.zeros(0, dtype=np.int64)
+    if col.null_count == 0:
+        # Each chunk's values buffer as is, one copy: a view + to_numpy per chunk costs ~15x
+        # more, and a diff of 500 series' stored slices concatenates 500 chunks.
+        chunks: list[Any] = col.chunks  # timestamp Arrays (the stubs say otherwise)
+        return np.concatenate([np.frombuffer(c.buffers()[1], dtype=np.int64, count=len(c), offset=c.offset * 8)
+                               for c in chunks])
     # Views of each chunk, one copy: a cast of the chunked column costs ~5x more.
     return np.concatenate([np.asarray(c.view(pa.int64()).to_numpy(zero_copy_only=False)) for c in col.chunks])
 

@@ -32,7 +32,6 @@ from tickvault.store.local._delta import (
     DELTA_MAX_ROWS,
     INLINE_SUFFIX,
     PACK_ROWS,
-    compress_delta,
     encode_delta,
     is_inline,
 )
@@ -320,15 +319,15 @@ class _Tokens:
 
 
 def _encode_pack(parts: Sequence[pa.Table]) -> tuple[Pack, pa.Table]:
-    """One pack of inline deltas: the rows of ``parts`` concatenated, one IPC file, one zstd frame.
+    """One pack of inline deltas: the rows of ``parts`` concatenated, one LZ4-compressed IPC file.
 
-    Returns the pack and its rows as decoding it returns them (the IPC file's own
-    buffers, zero-copy: they keep no bigger batch alive).
+    Returns the pack and its rows as decoding it returns them (the buffers of an
+    uncompressed IPC file of them, zero-copy: they keep no bigger batch alive).
     """
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).unify_dictionaries()
-    ipc_file = encode_delta(table.combine_chunks())
-    rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
-    return Pack(compress_delta(ipc_file), rows.num_rows), rows
+    rows = pa.Table.from_arrays(pa.ipc.open_file(encode_delta(table.combine_chunks())).read_all().columns,
+                                schema=BAR_SCHEMA)
+    return Pack(encode_delta(rows, compressed=True).to_pybytes(), rows.num_rows), rows
 
 
 def _stage_chunk(stage: Callable[[int], _T], indices: Sequence[int]) -> list[_T]:
