@@ -57,7 +57,7 @@ _local = threading.local()
 #: 100 rows, 1.2 ms for 2,000), while a 2,048-row delta stays ~140 KB.
 DELTA_MAX_ROWS = 2048
 #: The inline deltas of one write are packed in groups of about this many rows (one
-#: IPC file, one zstd frame, one BLOB each): reading one delta decodes ~2.3 MB at most.
+#: LZ4-buffered IPC file, one BLOB each): reading one delta decodes ~2.3 MB at most.
 PACK_ROWS = 32768
 _FORMAT_KEY = b"tickvault.format"
 _FORMAT = b"delta-1"

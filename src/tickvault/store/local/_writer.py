@@ -358,7 +358,7 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
     A fault-injecting :class:`FileSystem` subclass gets the same steps one file at a time
     in job order, so its trace of steps is deterministic.
     """
-    # The call's inline deltas are packed: a few big IPC files and zstd frames instead of
+    # The call's inline deltas are packed: a few big (LZ4-buffered) IPC files instead of
     # one per series (the per-delta fixed costs were most of a daily upsert). Consecutive
     # inline partitions of the plan make a group of about PACK_ROWS rows (balanced over the
     # call), and each group starts encoding on the shared pool as soon as it is complete
