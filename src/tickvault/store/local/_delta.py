@@ -23,8 +23,9 @@ first row (encoding 500 deltas one by one was most of a daily upsert once the fi
 gone). A pack's BLOB is the IPC file with each buffer LZ4-compressed by Arrow (~2x smaller:
 the bytes go through the catalog's WAL, so fewer is faster; ~1.8x cheaper to encode than
 zstd and ~2.5x to decode). Earlier stores hold the IPC file compressed as one zstd frame,
-or the IPC file as is (``ARROW1`` magic): :func:`decode_inline` accepts all three. Stores of catalog version 2 hold
-one BLOB per delta (``deltas`` table, keyed by manifest path); they are still read.
+or the IPC file as is (``ARROW1`` magic): :func:`decode_inline` accepts all three. Stores
+of catalog version 2 hold one BLOB per delta (``deltas`` table, keyed by manifest path);
+they are still read.
 Stores written before inline deltas hold delta *files* with the suffix
 :data:`DELTA_SUFFIX` (the same IPC bytes, uncompressed); they are still read. Like a
 Parquet file a delta is immutable, named once, checked against the size and CRC32
