@@ -27,6 +27,7 @@ import zstandard
 from tickvault.errors import CorruptData
 from tickvault.model import BAR_SCHEMA
 from tickvault.store.local import FileSystem, LocalStore
+from tickvault.store.local import _delta as delta_module
 from tickvault.store.local import _fs as fs_module
 from tickvault.store.local import _writer as writer_module
 from tickvault.store.local._catalog import NewSegment
@@ -103,17 +104,6 @@ def _flip(blob: bytes) -> bytes:
     return bytes(data)
 
 
-def _flip_footer_size(blob: bytes) -> bytes:
-    """A flipped bit in the size of the IPC file's footer (the 4 bytes before the closing magic).
-
-    A flip inside the (LZ4-framed) column data can only be caught by the manifest's CRC32:
-    like a plain IPC file, the pack then still decodes, to other values.
-    """
-    data = bytearray(blob)
-    data[-9] ^= 0x01
-    return bytes(data)
-
-
 def test_a_small_write_to_a_stored_series_is_an_inline_delta_read_back_exactly(tmp_path: Path) -> None:
     oracle = MemoryStore()
     with LocalStore(tmp_path) as store:
@@ -127,10 +117,8 @@ def test_a_small_write_to_a_stored_series_is_an_inline_delta_read_back_exactly(t
         assert sorted((tmp_path / "bars").rglob("*")) == files_before  # no file, no folder
         assert len(store.files("AAPL", "1m")) == 1  # files() lists files only
         (_, blob), = _blobs(tmp_path).items()
-        # The BLOB is an Arrow IPC file of the bar schema, each buffer LZ4-compressed by Arrow.
-        assert blob[:6] == b"ARROW1"
-        assert len(blob) < len(encode_delta(oracle.read("AAPL", "1m").slice(50)).to_pybytes())
-        table = ipc.open_file(pa.py_buffer(blob)).read_all()
+        # A small pack's BLOB is one zstd frame of a plain Arrow IPC file of the bar schema.
+        table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
         assert table.schema.remove_metadata() == BAR_SCHEMA
         assert table.num_rows == 100  # 50 changed rows, 50 new
     with LocalStore(tmp_path, cache_bytes=0) as store:  # decoded from the catalog, not the write cache
@@ -236,7 +224,7 @@ def test_a_damaged_delta_is_corrupt_data_then_set_aside(tmp_path: Path) -> None:
     assert aside.is_file()  # the damaged pack's bytes, kept for inspection
 
 
-@pytest.mark.parametrize("change", [lambda b: b[:-10], lambda b: b"", _flip_footer_size,
+@pytest.mark.parametrize("change", [lambda b: b[:-10], lambda b: b"", _flip,
                                     lambda b: zstandard.ZstdCompressor().compress(b"ARROW1 but not IPC")])
 def test_verify_checks_deltas(tmp_path: Path, change: object) -> None:
     delta = _stored_delta(tmp_path)
@@ -285,17 +273,28 @@ def _packed_store(root: Path, oracle: MemoryStore, monkeypatch: pytest.MonkeyPat
                           for i, sym in enumerate(symbols)])
 
 
-def test_packs_written_as_one_zstd_frame_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stores written before LZ4 packs hold each pack as a zstd frame of a plain IPC file."""
+def test_big_packs_are_lz4_buffered_and_every_pack_form_reads(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packs of at least LZ4_MIN_ROWS rows are IPC files with LZ4 buffers; a store may also
+    hold zstd-framed packs (small ones, and every pack of earlier stores) and plain ones."""
+    monkeypatch.setattr(delta_module, "LZ4_MIN_ROWS", 50)  # the ~100-row packs below are "big"
     oracle = MemoryStore()
     _packed_store(tmp_path, oracle, monkeypatch)
     con = _catalog(tmp_path)
     try:
-        for pack_id, blob in con.execute("SELECT id, data FROM packs").fetchall():
-            old = compress_delta(encode_delta(ipc.open_file(pa.py_buffer(blob)).read_all()))
-            assert old[:4] == b"\x28\xb5\x2f\xfd"
-            con.execute("UPDATE packs SET data = ? WHERE id = ?", (old, pack_id))
-            con.execute("UPDATE segments SET bytes = ?, crc32 = ? WHERE pack = ?", (len(old), zlib.crc32(old), pack_id))
+        packs = con.execute("SELECT id, data FROM packs ORDER BY id").fetchall()
+        assert len(packs) == 3
+        for _, blob in packs:
+            assert bytes(blob[:6]) == b"ARROW1"
+            plain = encode_delta(ipc.open_file(pa.py_buffer(blob)).read_all()).to_pybytes()
+            assert len(blob) < len(plain)  # the buffers are compressed
+        # The second pack as earlier stores wrote every pack, the third as a plain IPC file.
+        for (pack_id, blob), form in zip(packs[1:], ("zstd", "plain"), strict=True):
+            plain_buf = encode_delta(ipc.open_file(pa.py_buffer(blob)).read_all())
+            data = compress_delta(plain_buf) if form == "zstd" else plain_buf.to_pybytes()
+            con.execute("UPDATE packs SET data = ? WHERE id = ?", (data, pack_id))
+            con.execute("UPDATE segments SET bytes = ?, crc32 = ? WHERE pack = ?",
+                        (len(data), zlib.crc32(data), pack_id))
         con.commit()
     finally:
         con.close()
@@ -303,8 +302,12 @@ def test_packs_written_as_one_zstd_frame_still_read(tmp_path: Path, monkeypatch:
         for sym in PACKED:
             assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
         assert store.verify().ok
+    in_first = _packs(tmp_path)[packs[0][0]]  # the first pack's deltas: P0, P1, P2
+    _damage_blob(tmp_path, in_first[0], _flip)  # a flipped byte in LZ4 data: the manifest's CRC32 catches it
+    with LocalStore(tmp_path, cache_bytes=0) as store:
+        assert sorted(path for path, _ in store.verify().damaged) == sorted(str(tmp_path / p) for p in in_first)
         assert store.compact() > 0
-        for sym in PACKED:
+        for sym in PACKED[len(in_first):]:  # the series of the other two packs
             assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
 
 
@@ -315,8 +318,8 @@ def test_a_write_many_packs_its_inline_deltas(tmp_path: Path, monkeypatch: pytes
     # Consecutive deltas of ~100 rows per pack, in lock order (timeframe, symbol).
     assert [len(v) for v in packs.values()] == [3, 4, 3]
     assert [p.split("symbol=")[1].split("/")[0] for v in packs.values() for p in v] == PACKED
-    blob = next(iter(_blobs(tmp_path).values()))  # one (LZ4-compressed) IPC file with every row
-    table = ipc.open_file(pa.py_buffer(blob)).read_all()
+    blob = next(iter(_blobs(tmp_path).values()))  # one zstd frame of one IPC file with every row
+    table = ipc.open_file(pa.py_buffer(zstandard.ZstdDecompressor().decompress(blob))).read_all()
     assert table.num_rows == 90
     with LocalStore(tmp_path, cache_bytes=0) as store:
         for sym in PACKED:

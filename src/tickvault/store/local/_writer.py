@@ -34,6 +34,7 @@ from tickvault.store.local._delta import (
     PACK_ROWS,
     encode_delta,
     is_inline,
+    pack_blob,
 )
 from tickvault.store.local._fs import TEMP_SUFFIX, FileSystem
 from tickvault.store.local._layout import Layout, SeriesKey, period_labels
@@ -319,15 +320,16 @@ class _Tokens:
 
 
 def _encode_pack(parts: Sequence[pa.Table]) -> tuple[Pack, pa.Table]:
-    """One pack of inline deltas: the rows of ``parts`` concatenated, one LZ4-compressed IPC file.
+    """One pack of inline deltas: the rows of ``parts`` concatenated, one compressed IPC file
+    (:func:`~tickvault.store.local._delta.pack_blob`).
 
-    Returns the pack and its rows as decoding it returns them (the buffers of an
-    uncompressed IPC file of them, zero-copy: they keep no bigger batch alive).
+    Returns the pack and its rows as decoding it returns them (the buffers of the plain
+    IPC file of them, zero-copy: they keep no bigger batch alive).
     """
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).unify_dictionaries()
-    rows = pa.Table.from_arrays(pa.ipc.open_file(encode_delta(table.combine_chunks())).read_all().columns,
-                                schema=BAR_SCHEMA)
-    return Pack(encode_delta(rows, compressed=True).to_pybytes(), rows.num_rows), rows
+    ipc_file = encode_delta(table.combine_chunks())
+    rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
+    return Pack(pack_blob(rows, ipc_file), rows.num_rows), rows
 
 
 def _stage_chunk(stage: Callable[[int], _T], indices: Sequence[int]) -> list[_T]:
