@@ -21,7 +21,7 @@ their rows, concatenated, in groups of about :data:`PACK_ROWS` rows, one IPC fil
 group stored as one BLOB (``packs`` table); a delta's manifest row names its pack and its
 first row (encoding 500 deltas one by one was most of a daily upsert once the files were
 gone). A big pack's BLOB is the IPC file with each buffer LZ4-compressed by Arrow (~2-3x
-smaller: the bytes go through the catalog's WAL, so fewer is faster; ~1.6x cheaper to
+smaller: the bytes go through the catalog's WAL, so fewer is faster; ~1.6-1.8x cheaper to
 encode than zstd and ~2.5x to decode); a small pack's (under :data:`LZ4_MIN_ROWS` rows) is
 the IPC file compressed as one zstd frame, which earlier stores used for every pack. A BLOB
 may also be the IPC file as is (``ARROW1`` magic): :func:`decode_inline` accepts all three.
@@ -59,7 +59,7 @@ _local = threading.local()
 #: 100 rows, 1.2 ms for 2,000), while a 2,048-row delta stays ~140 KB.
 DELTA_MAX_ROWS = 2048
 #: The inline deltas of one write are packed in groups of about this many rows (one
-#: LZ4-buffered IPC file, one BLOB each): reading one delta decodes ~2.3 MB at most.
+#: compressed IPC file, one BLOB each): reading one delta decodes ~2.3 MB at most.
 PACK_ROWS = 32768
 #: Packs of at least this many rows are IPC files with LZ4 buffers (a 32 K-row pack: 8.2 vs
 #: 14.5 ms of CPU to encode, 2.0 vs 5.1 ms to decode on the VM of 2026-11-22); smaller ones

@@ -43,25 +43,24 @@ _DECODE_ERRORS = (pa.ArrowException, OSError, ValueError, KeyError, IndexError, 
 _ROW_BYTES = 72  # a BAR_SCHEMA row in memory (8 eight-byte columns and a 4-byte dictionary index)
 
 
+def _chunk_ts(chunk: Any) -> np.ndarray:
+    """One timestamp Array's values as int64 (the stubs type chunks otherwise)."""
+    if chunk.null_count == 0:
+        # The values buffer as is (~1 us; a view + to_numpy costs ~15 us).
+        return np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk), offset=chunk.offset * 8)
+    return np.asarray(chunk.view(pa.int64()).to_numpy(zero_copy_only=False))
+
+
 def ts_array(table: pa.Table) -> np.ndarray:
     """The ``ts`` column as int64 epoch microseconds (numpy)."""
     col = table.column("ts")
     if col.num_chunks == 1:
-        chunk: Any = col.chunk(0)  # a timestamp Array (the stubs say otherwise)
-        if chunk.null_count == 0:
-            # The values buffer as is (~1 us; a view + to_numpy costs ~15 us).
-            return np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk), offset=chunk.offset * 8)
-        return np.asarray(chunk.view(pa.int64()).to_numpy(zero_copy_only=False))
+        return _chunk_ts(col.chunk(0))
     if col.num_chunks == 0:
         return np.zeros(0, dtype=np.int64)
-    if col.null_count == 0:
-        # Each chunk's values buffer as is, one copy: a view + to_numpy per chunk costs ~15x
-        # more, and a diff of 500 series' stored slices concatenates 500 chunks.
-        chunks: list[Any] = col.chunks  # timestamp Arrays (the stubs say otherwise)
-        return np.concatenate([np.frombuffer(c.buffers()[1], dtype=np.int64, count=len(c), offset=c.offset * 8)
-                               for c in chunks])
-    # Views of each chunk, one copy: a cast of the chunked column costs ~5x more.
-    return np.concatenate([np.asarray(c.view(pa.int64()).to_numpy(zero_copy_only=False)) for c in col.chunks])
+    # Each chunk as above, one copy: a cast of the chunked column costs ~5x more, and a diff
+    # of 500 series' stored slices concatenates 500 chunks.
+    return np.concatenate([_chunk_ts(c) for c in col.chunks])
 
 
 def slice_range(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
