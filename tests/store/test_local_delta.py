@@ -29,6 +29,7 @@ from tickvault.model import BAR_SCHEMA
 from tickvault.store.local import FileSystem, LocalStore
 from tickvault.store.local import _delta as delta_module
 from tickvault.store.local import _fs as fs_module
+from tickvault.store.local import _store as store_module
 from tickvault.store.local import _writer as writer_module
 from tickvault.store.local._catalog import NewSegment
 from tickvault.store.local._delta import (
@@ -381,6 +382,78 @@ def test_compacting_one_series_keeps_the_pack_for_the_others(tmp_path: Path) -> 
         oracle.delete_range("P1", "1m", *_minutes(45, 2)[::1])
         assert _packs(tmp_path) == {}  # delete_range rewrote P1's partition
         assert_bars_equal(store.read("P1", "1m"), oracle.read("P1", "1m"))
+
+
+def test_a_write_many_in_steps_diffs_and_packs_like_one_step(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call's series are diffed in steps of about PACK_ROWS input rows (each step's packs
+    encode while the next step is diffed): receipts and rows are those of one step."""
+    symbols = [f"S{i:02d}" for i in range(12)]
+
+    def items(version: int) -> list[tuple[str, str, pa.Table]]:
+        out: list[tuple[str, str, pa.Table]] = []
+        for i, sym in enumerate(symbols):
+            # 30 revised + 10 unchanged + 20 new rows; S03 twice (per-series diff), S05 unsorted.
+            revised = make_bars(_minutes(20, 30), version=version)
+            rows = pa.concat_tables([make_bars(_minutes(10, 10)), revised, make_bars(_minutes(50, 20))])
+            if i == 5:
+                rows = rows.take(np.arange(rows.num_rows)[::-1])
+            out.append((sym, "1m", rows))
+            if i == 3:
+                out.append((sym, "1m", make_bars(_minutes(45, 10), version=version + 1)))
+        return out
+
+    calls: list[int] = []
+    step = LocalStore._diff_step
+
+    def counted(self: LocalStore, keys: list[SeriesKey], *args: object) -> object:
+        calls.append(len(keys))
+        return step(self, keys, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalStore, "_diff_step", counted)
+    results = {}
+    for steps in (False, True):
+        if steps:  # steps and packs of ~100 rows
+            monkeypatch.setattr(store_module, "PACK_ROWS", 100)
+            monkeypatch.setattr(writer_module, "PACK_ROWS", 100)
+        calls.clear()
+        root = tmp_path / str(steps)
+        with LocalStore(root) as store:
+            store.write_many([(sym, "1m", make_bars(_minutes(0, 40))) for sym in symbols])
+            receipts = [store.write_many(items(v)) for v in (1, 2)]
+            results[steps] = ([[(r.rows_new, r.rows_changed, r.rows_unchanged, r.first_us, r.last_us)
+                                for r in rs] for rs in receipts],
+                              {sym: store.read(sym, "1m") for sym in symbols})
+            assert store.verify().ok
+        # The load (40 rows per series), then two upserts (60).
+        assert calls == ([3] * 4 + [2] * 6 * 2 if steps else [12] * 3)
+        packs = _packs(root)
+        assert len(packs) > 2 if steps else len(packs) == 2  # one pack per call, or several
+    oracle = MemoryStore()
+    oracle.write_many([(sym, "1m", make_bars(_minutes(0, 40))) for sym in symbols])
+    expected = [oracle.write_many(items(v)) for v in (1, 2)]
+    for steps, (receipts, reads) in results.items():
+        assert receipts == [[(r.rows_new, r.rows_changed, r.rows_unchanged, r.first_us, r.last_us) for r in rs]
+                            for rs in expected], steps
+        for sym in symbols:
+            assert_bars_equal(reads[sym], oracle.read(sym, "1m"))
+
+
+def test_a_pack_leaves_the_decoded_file_cache_with_its_last_delta(tmp_path: Path) -> None:
+    oracle = MemoryStore()
+    _packed_store(tmp_path, oracle, symbols=PACKED[:2])
+    (pack, _paths), = _packs(tmp_path).items()
+    with LocalStore(tmp_path) as store:
+        cached = store._core.reader._tables
+        assert_bars_equal(store.read("P0", "1m"), oracle.read("P0", "1m"))  # decodes and caches the pack
+        assert f"#pack/{pack}" in cached
+        assert store.compact("P0") == 1
+        assert f"#pack/{pack}" in cached  # P1 still uses it
+        assert store.compact("P1") == 1
+        assert _packs(tmp_path) == {}
+        assert not [k for k in cached if k.startswith("#pack/")]
+        for sym in PACKED[:2]:
+            assert_bars_equal(store.read(sym, "1m"), oracle.read(sym, "1m"))
 
 
 def test_a_pack_id_is_never_reused(tmp_path: Path) -> None:

@@ -19,10 +19,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tickvault.errors import StorageError, StoreLocked
 from tickvault.store.local._layout import SeriesKey
@@ -207,9 +208,13 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One published Parquet file of a series (a manifest row)."""
+class Segment(NamedTuple):
+    """One published Parquet file of a series (a manifest row).
+
+    Named tuples, not frozen dataclasses: a 500-series write makes ~1,500 of these rows
+    (listing, plan, commit), and a frozen dataclass costs ~3.6 µs each to build, a named
+    tuple ~0.7 µs.
+    """
 
     id: int
     series_id: int
@@ -237,8 +242,7 @@ class Pack:
     id: int | None = None
 
 
-@dataclass(frozen=True)
-class NewSegment:
+class NewSegment(NamedTuple):
     """A file (or an inline delta, with its ``data``) about to be committed to the manifest."""
 
     period: str
@@ -254,8 +258,7 @@ class NewSegment:
     pack_row: int | None = None  # ... and its first row in it
 
 
-@dataclass(frozen=True)
-class SeriesRow:
+class SeriesRow(NamedTuple):
     """Statistics row of one series."""
 
     id: int
@@ -587,6 +590,20 @@ class Catalog:
     def pack_data(self, pack: int) -> bytes | None:
         """The BLOB of a pack of inline deltas, or ``None`` once no manifest row uses it."""
         return self._blob("SELECT data FROM packs WHERE id = ?", pack)
+
+    def live_packs(self, ids: Collection[int]) -> set[int]:
+        """Those of the pack ids ``ids`` that some manifest row still uses."""
+        out: set[int] = set()
+        todo = list(ids)
+        try:
+            for i in range(0, len(todo), 500):  # stay far below SQLite's bound-parameter limit
+                chunk = todo[i:i + 500]
+                marks = ", ".join("?" * len(chunk))
+                out.update(int(r[0]) for r in self.conn().execute(f"SELECT id FROM packs WHERE id IN ({marks})",
+                                                                   chunk))
+        except sqlite3.Error as exc:
+            raise StorageError(f"catalog error: {exc}", path=str(self._path)) from exc
+        return out
 
     def _blob(self, sql: str, key: str | int) -> bytes | None:
         try:

@@ -223,9 +223,14 @@ class Core:
         """Delete files no longer in the manifest (readers that listed them re-list).
 
         Inline deltas have no file: the commit that removed their manifest rows removed
-        their BLOBs too (a trigger).
+        their BLOBs too (a trigger), and the pack of the last of them (a pack that has left
+        the catalog also leaves the decoded-file cache, where it would only take the room
+        of live files: a compaction of many series drops many packs).
         """
         self.reader.forget([s.path for s in segs])
+        packs = {s.pack for s in segs if s.pack is not None}
+        if packs:
+            self.reader.forget_packs(packs - self.catalog.live_packs(packs))
         parents = set()
         for s in segs:
             if is_inline(s.path):

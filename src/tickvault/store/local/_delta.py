@@ -134,14 +134,14 @@ def compress_delta(ipc_file: pa.Buffer) -> bytes:
     return _codecs()[0].compress(memoryview(ipc_file))  # type: ignore[no-any-return]
 
 
-def pack_blob(rows: pa.Table, ipc_file: pa.Buffer) -> bytes:
-    """The BLOB of a pack of ``rows``, whose plain IPC file is ``ipc_file``.
+def pack_blob(rows: pa.Table) -> bytes:
+    """The BLOB of a pack of ``rows``.
 
-    At least :data:`LZ4_MIN_ROWS` rows: the rows re-encoded with LZ4 buffers; fewer: the
-    plain file as one zstd frame.
+    At least :data:`LZ4_MIN_ROWS` rows: their IPC file with LZ4 buffers; fewer: their plain
+    IPC file as one zstd frame.
     """
     if rows.num_rows < LZ4_MIN_ROWS:
-        return compress_delta(ipc_file)
+        return compress_delta(encode_delta(rows))
     return encode_delta(rows, compressed=True).to_pybytes()
 
 

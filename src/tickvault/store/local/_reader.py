@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,11 @@ _WRITTEN_ROWS = 8192  # files up to this size are cached as written (see keep_wr
 # What a damaged Parquet file or delta can raise while being decoded.
 _DECODE_ERRORS = (pa.ArrowException, OSError, ValueError, KeyError, IndexError, zstandard.ZstdError)
 _ROW_BYTES = 72  # a BAR_SCHEMA row in memory (8 eight-byte columns and a 4-byte dictionary index)
+
+
+def _pack_key(pack: int) -> str:
+    """The decoded-file cache's key of a pack of inline deltas (no manifest path starts with "#")."""
+    return f"#pack/{pack}"
 
 
 def _chunk_ts(chunk: Any) -> np.ndarray:
@@ -68,8 +73,10 @@ def slice_range(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
     if table.num_rows == 0 or (lo is None and hi is None):
         return table
     ts = ts_array(table)
-    a = 0 if lo is None else int(np.searchsorted(ts, lo, side="left"))
-    b = ts.size if hi is None else int(np.searchsorted(ts, hi, side="left"))
+    if (lo is None or ts[0] >= lo) and (hi is None or ts[-1] < hi):  # all of it (a day's delta)
+        return table
+    a = 0 if lo is None else int(ts.searchsorted(lo, side="left"))
+    b = ts.size if hi is None else int(ts.searchsorted(hi, side="left"))
     if a == 0 and b == ts.size:
         return table
     return table.slice(a, max(0, b - a))
@@ -218,7 +225,7 @@ class SegmentReader:
         """
         assert seg.pack is not None
         assert seg.pack_row is not None
-        key = f"#pack/{seg.pack}"  # no manifest path starts with "#"
+        key = _pack_key(seg.pack)
         table = None if full else self._cached(key)
         if full and checked is not None and seg.pack in checked:
             table, problem = checked[seg.pack]
@@ -306,7 +313,7 @@ class SegmentReader:
 
     def keep_pack(self, pack: int, table: pa.Table) -> None:
         """Cache a pack of inline deltas this process just committed, as decoding it returns its rows."""
-        self._remember(f"#pack/{pack}", table)
+        self._remember(_pack_key(pack), table)
 
     def keep_written(self, path: str, table: pa.Table) -> None:
         """Cache a file this process just published, as the rows it was encoded from.
@@ -334,6 +341,10 @@ class SegmentReader:
             self._tables.clear()
             self._used = 0
             self._footers.clear()
+
+    def forget_packs(self, packs: Iterable[int]) -> None:
+        """Drop cached packs that left the catalog."""
+        self.forget([_pack_key(p) for p in packs])
 
     def forget(self, paths: Sequence[str]) -> None:
         """Drop cached entries of files that left the manifest."""

@@ -38,14 +38,14 @@ from tickvault.model import (
 )
 from tickvault.store.base import SeriesInfo, VerifyReport, check_meta_key, conform_table
 from tickvault.store.local import _ledger, _maintenance
-from tickvault.store.local._catalog import Catalog, Segment
+from tickvault.store.local._catalog import Catalog, Segment, SeriesRow
 from tickvault.store.local._compactor import Compactor, Todo
 from tickvault.store.local._core import Core, ManifestChange, lock_order
-from tickvault.store.local._delta import INLINE_SUFFIX, is_inline
+from tickvault.store.local._delta import INLINE_SUFFIX, PACK_ROWS, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import SeriesKey, canonical_timeframe
 from tickvault.store.local._reader import merge_segments, slice_range, ts_array
-from tickvault.store.local._writer import diff, diff_many, publish_many, publish_rows
+from tickvault.store.local._writer import Publisher, diff, diff_many, publish_rows
 
 __all__ = ["LocalStore"]
 
@@ -120,6 +120,21 @@ def _prepare(conformed: Sequence[pa.Table]) -> _Prepared:
                 out[i] = (part, ts[a:a + n])
                 offsets[i] = a
     return _Prepared([o for o in out if o is not None], whole, offsets)
+
+
+def _steps(keys: list[SeriesKey], order: dict[SeriesKey, list[int]],
+           prepared: list[tuple[SeriesKey, pa.Table]]) -> Iterator[list[SeriesKey]]:
+    """``keys`` in consecutive steps of at least about :data:`PACK_ROWS` input rows each."""
+    step: list[SeriesKey] = []
+    rows = 0
+    for key in keys:
+        step.append(key)
+        rows += sum(prepared[i][1].num_rows for i in order[key])
+        if rows >= PACK_ROWS:
+            yield step
+            step, rows = [], 0
+    if step:
+        yield step
 
 
 def _bound(value: int | None) -> int | None:
@@ -327,57 +342,27 @@ class LocalStore:
             keys = sorted(order, key=lock_order)
             for key in keys:
                 stack.enter_context(core.lock(key))
-            jobs: list[tuple[SeriesKey, pa.Table, int]] = []
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
-            deltas: set[SeriesKey] = set()  # series with rows already: small files are deltas
             times = {key: [stamps[i] for i in order[key]] for key in keys}
             bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
                       for key, spans in times.items()}
             listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
-            currents: dict[SeriesKey, pa.Table] = {}
-            for key in keys:
-                reading.append(key)
-                currents[key] = self._stored(key, listings[key][1], *bounds[key])
-            vector = self._diff_vectorised(prepared, stamps, ready, order, currents, receipts)
-            for key in keys:
-                idxs = order[key]
-                spans = times[key]
-                series = listings[key][0]
-                if idxs[0] in vector:  # a series named once, diffed with the whole call
-                    i = idxs[0]
-                    if vector[i].num_rows:
-                        jobs.append((key, vector[i], series.next_seq))
-                        writing[key] = [i]
-                        changes[key] = ManifestChange(series, [], [], series.rows + receipts[i].rows_new, True)
-                        if series.rows:
-                            deltas.add(key)
-                    continue
-                current = currents[key]
-                parts: list[pa.Table] = []
-                new_rows = 0
-                for j, i in enumerate(idxs):
-                    batch = prepared[i][1]
-                    change = diff(batch, current)
-                    rows = batch if change.write is None else batch.filter(pa.array(change.write))
-                    receipts[i] = StoreReceipt(change.new, change.changed, change.unchanged, 0,
-                                               int(spans[j][0]), int(spans[j][-1]))
-                    new_rows += change.new
-                    if rows.num_rows:
-                        parts.append(rows)
-                        writing.setdefault(key, []).append(i)
-                        if j + 1 < len(idxs):
-                            current = _upsert(current, rows)
-                if not parts:
-                    continue
-                jobs.append((key, parts[0] if len(parts) == 1 else _upsert(*parts), series.next_seq))
-                changes[key] = ManifestChange(series, [], [], series.rows + new_rows, True)
-                if series.rows:
-                    deltas.add(key)
+            # Series with rows already: their small partitions are inline deltas.
+            deltas = {key for key in keys if listings[key][0].rows}
+            publisher = Publisher(core.layout, core.fs, deltas=deltas,
+                                  inline_rows=sum(prepared[i][1].num_rows for key in deltas for i in order[key]))
+            # The series in steps of about a pack's rows: each step's packs encode on the
+            # pool while this thread reads and diffs the next step's series.
+            for step in _steps(keys, order, prepared):
+                jobs = self._diff_step(step, prepared, stamps, ready, order, times, listings, bounds, receipts,
+                                       reading, changes, writing)
+                if jobs:
+                    core.session.ensure()
+                    publisher.add(jobs)
             if not changes:
                 return {}
-            core.session.ensure()
-            published = publish_many(core.layout, core.fs, jobs, deltas=deltas)
+            published = publisher.finish()
             written: dict[SeriesKey, int] = {}
             for pub in published:
                 changes[pub.key].add.append(pub.segment)
@@ -404,6 +389,57 @@ class LocalStore:
             periods.add(period)
         return todo
 
+    def _diff_step(self, keys: list[SeriesKey], prepared: list[tuple[SeriesKey, pa.Table]],
+                   stamps: list[np.ndarray], ready: _Prepared, order: dict[SeriesKey, list[int]],
+                   times: dict[SeriesKey, list[np.ndarray]],
+                   listings: dict[SeriesKey, tuple[SeriesRow, list[Segment]]],
+                   bounds: dict[SeriesKey, tuple[int, int]], receipts: list[StoreReceipt], reading: list[SeriesKey],
+                   changes: dict[SeriesKey, ManifestChange],
+                   writing: dict[SeriesKey, list[int]]) -> list[tuple[SeriesKey, pa.Table, int]]:
+        """One step of :meth:`_write_locked`: the jobs (rows to write) of ``keys``.
+
+        Reads each series' stored rows of its span, diffs the items, fills in their
+        receipts, ``changes`` and ``writing``.
+        """
+        currents: dict[SeriesKey, pa.Table] = {}
+        for key in keys:
+            reading.append(key)
+            currents[key] = self._stored(key, listings[key][1], *bounds[key])
+        vector = self._diff_vectorised(prepared, stamps, ready, {key: order[key] for key in keys}, currents,
+                                       receipts)
+        jobs: list[tuple[SeriesKey, pa.Table, int]] = []
+        for key in keys:
+            idxs = order[key]
+            series = listings[key][0]
+            if idxs[0] in vector:  # a series named once, diffed with the whole step
+                i = idxs[0]
+                if vector[i].num_rows:
+                    jobs.append((key, vector[i], series.next_seq))
+                    writing[key] = [i]
+                    changes[key] = ManifestChange(series, [], [], series.rows + receipts[i].rows_new, True)
+                continue
+            spans = times[key]
+            current = currents[key]
+            parts: list[pa.Table] = []
+            new_rows = 0
+            for j, i in enumerate(idxs):
+                batch = prepared[i][1]
+                change = diff(batch, current)
+                rows = batch if change.write is None else batch.filter(pa.array(change.write))
+                receipts[i] = StoreReceipt(change.new, change.changed, change.unchanged, 0,
+                                           int(spans[j][0]), int(spans[j][-1]))
+                new_rows += change.new
+                if rows.num_rows:
+                    parts.append(rows)
+                    writing.setdefault(key, []).append(i)
+                    if j + 1 < len(idxs):
+                        current = _upsert(current, rows)
+            if not parts:
+                continue
+            jobs.append((key, parts[0] if len(parts) == 1 else _upsert(*parts), series.next_seq))
+            changes[key] = ManifestChange(series, [], [], series.rows + new_rows, True)
+        return jobs
+
     def _stored(self, key: SeriesKey, segs: list[Segment], lo: int, hi: int) -> pa.Table:
         """The stored rows of ``key`` in ``[lo, hi)`` (listed under the series lock).
 
@@ -426,14 +462,18 @@ class LocalStore:
         fast = sorted(idxs[0] for idxs in order.values() if len(idxs) == 1 and ready.starts[idxs[0]] >= 0)
         if not fast or ready.whole is None:
             return {}
-        got = diff_many(ready.whole, np.array([ready.starts[i] for i in fast], dtype=np.int64),
-                        np.array([prepared[i][1].num_rows for i in fast], dtype=np.int64),
-                        [currents[prepared[i][0]] for i in fast])
+        starts = np.array([ready.starts[i] for i in fast], dtype=np.int64)
+        sizes = np.array([prepared[i][1].num_rows for i in fast], dtype=np.int64)
+        # Only the part of the joined table these items span (a step's items are usually
+        # consecutive in it).
+        lo, hi = int(starts[0]), int((starts + sizes).max())
+        whole = ready.whole.slice(lo, hi - lo)
+        got = diff_many(whole, starts - lo, sizes, [currents[prepared[i][0]] for i in fast])
         if got is None:
             return {}
         write, new, changed, unchanged = got
-        # The items' rows to write, in item order (all of the call's rows: no copy).
-        rows = ready.whole if write.all() else ready.whole.filter(pa.array(write))
+        # The items' rows to write, in item order (all of the span's rows: no copy).
+        rows = whole if write.all() else whole.filter(pa.array(write))
         out: dict[int, pa.Table] = {}
         first = 0
         for j, i in enumerate(fast):

@@ -32,7 +32,6 @@ from tickvault.store.local._delta import (
     DELTA_MAX_ROWS,
     INLINE_SUFFIX,
     PACK_ROWS,
-    encode_delta,
     is_inline,
     pack_blob,
 )
@@ -41,7 +40,7 @@ from tickvault.store.local._layout import Layout, SeriesKey, period_labels
 from tickvault.store.local._pools import ProcessPool
 from tickvault.store.local._reader import ts_array
 
-__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "diff", "diff_many", "publish_many", "publish_rows",
+__all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "Publisher", "diff", "diff_many", "publish_many", "publish_rows",
            "run_parallel"]
 
 _T = TypeVar("_T")
@@ -323,13 +322,15 @@ def _encode_pack(parts: Sequence[pa.Table]) -> tuple[Pack, pa.Table]:
     """One pack of inline deltas: the rows of ``parts`` concatenated, one compressed IPC file
     (:func:`~tickvault.store.local._delta.pack_blob`).
 
-    Returns the pack and its rows as decoding it returns them (the buffers of the plain
-    IPC file of them, zero-copy: they keep no bigger batch alive).
+    Returns the pack and its rows, equal to what decoding the pack returns, in buffers of
+    their own (a copy: they keep no bigger batch of the caller's alive in the cache).
     """
-    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).unify_dictionaries()
-    ipc_file = encode_delta(table.combine_chunks())
-    rows = pa.Table.from_arrays(pa.ipc.open_file(ipc_file).read_all().columns, schema=BAR_SCHEMA)
-    return Pack(pack_blob(rows, ipc_file), rows.num_rows), rows
+    table = pa.concat_tables(parts).unify_dictionaries() if len(parts) > 1 else parts[0]
+    if table.column(0).num_chunks == 1:
+        # One chunk is a slice of the caller's batch: an empty chunk makes combine_chunks copy.
+        table = pa.concat_tables([table, table.slice(0, 0)])
+    rows = pa.Table.from_arrays(table.combine_chunks().columns, schema=BAR_SCHEMA)
+    return Pack(pack_blob(rows), rows.num_rows), rows
 
 
 def _stage_chunk(stage: Callable[[int], _T], indices: Sequence[int]) -> list[_T]:
@@ -340,81 +341,109 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
                  deltas: Collection[SeriesKey] = ()) -> list[Published]:
     """Write each job's rows (sorted, unique) as one new segment per period partition.
 
-    ``jobs`` are ``(series, rows, first_seq)``. A partition of a series in ``deltas`` with
-    at most :data:`DELTA_MAX_ROWS` rows becomes an *inline delta* (see ``_delta``): the
-    call's inline deltas, in plan order, are packed into a few groups of about
-    :data:`PACK_ROWS` rows (one :class:`Pack` each, encoded in parallel), each delta's
-    manifest row references its pack and first row, and the packs reach the disk with the
-    caller's catalog commit, so they cost no file, no fsync and no folder. Every other
-    partition is a Parquet file. The files of all jobs are published together, so the fixed
-    costs are paid once per call, not per file: new folders are created (and their parents
-    synced) once; every file is encoded and written under a temp name (Parquet encodings on
-    the shared thread pool when they are big enough to pay for it), then renamed to its
-    final name. Durability is then one ``syncfs`` of the store's file system when the call
-    publishes many files and the machine has little other dirty data
+    ``jobs`` are ``(series, rows, first_seq)``; this is a :class:`Publisher` given all of
+    them at once (see there).
+    """
+    publisher = Publisher(layout, fs, deltas=deltas,
+                          inline_rows=sum(rows.num_rows for key, rows, _ in jobs if key in deltas))
+    publisher.add(jobs)
+    return publisher.finish()
+
+
+class Publisher:
+    """Publishes the new segments of one call; jobs come in steps, packs encode meanwhile.
+
+    A partition of a series in ``deltas`` with at most :data:`DELTA_MAX_ROWS` rows becomes
+    an *inline delta* (see ``_delta``): the call's inline deltas, in the order they are
+    added, are packed into a few groups of about :data:`PACK_ROWS` rows (one :class:`Pack`
+    each), each delta's manifest row references its pack and first row, and the packs
+    reach the disk with the caller's catalog commit, so they cost no file, no fsync and no
+    folder. A group starts encoding on the shared pool as soon as it is complete (big
+    buffers release the GIL), while the caller works out the next jobs: a writer that
+    diffs its series in steps and gives each step's jobs to :meth:`add` overlaps the encoding
+    of the first packs with the diff of the next series. ``inline_rows`` is about how many
+    rows the inline deltas will hold (an upper bound will do): the groups are balanced for
+    it.
+
+    Every other partition is a Parquet file, published by :meth:`finish`, together, so the
+    fixed costs are paid once per call, not per file: new folders are created (and their
+    parents synced) once; every file is encoded and written under a temp name (Parquet
+    encodings on the shared thread pool when they are big enough to pay for it), then
+    renamed to its final name. Durability is then one ``syncfs`` of the store's file
+    system when the call publishes many files and the machine has little other dirty data
     (:meth:`FileSystem.can_sync_all`); otherwise each file is fsync'd before its rename (on
     the pool, so fsyncs overlap) and each folder that gained a file once after the renames.
-    When this returns every file is durable under its final name, and nothing is visible
-    until the caller commits the manifest rows.
+    When :meth:`finish` returns every file is durable under its final name, and nothing is
+    visible until the caller commits the manifest rows.
 
     A fault-injecting :class:`FileSystem` subclass gets the same steps one file at a time
-    in job order, so its trace of steps is deterministic.
+    in job order (packs encoded on the calling thread), so its trace of steps is
+    deterministic.
     """
-    # The call's inline deltas are packed: a few big (LZ4-buffered) IPC files instead of
-    # one per series (the per-delta fixed costs were most of a daily upsert). Consecutive
-    # inline partitions of the plan make a group of about PACK_ROWS rows (balanced over the
-    # call), and each group starts encoding on the shared pool as soon as it is complete
-    # (big buffers release the GIL), while this thread plans the rest.
-    concurrent = type(fs) is FileSystem
-    expected = sum(rows.num_rows for key, rows, _ in jobs if key in deltas)  # about the inline rows
-    target = expected / max(1, -(-expected // PACK_ROWS))
-    groups: list[tuple[list[int], Callable[[], tuple[Pack, pa.Table]]]] = []
-    group: list[int] = []
-    grouped = 0
 
-    def flush() -> None:
-        parts = [plan[i][4] for i in group]
-        if concurrent:
-            groups.append((group, _POOL.get().submit(_encode_pack, parts).result))
+    def __init__(self, layout: Layout, fs: FileSystem, *, deltas: Collection[SeriesKey] = (),
+                 inline_rows: int = 0) -> None:
+        self._layout = layout
+        self._fs = fs
+        self._deltas = deltas
+        self._concurrent = type(fs) is FileSystem
+        self._target = inline_rows / max(1, -(-inline_rows // PACK_ROWS))
+        self._groups: list[tuple[list[int], Callable[[], tuple[Pack, pa.Table]]]] = []
+        self._group: list[int] = []
+        self._grouped = 0
+        self._plan: list[tuple[SeriesKey, str, int, str, pa.Table, int, int]] = []
+        self._tokens = _Tokens()
+
+    def _flush(self, *, here: bool = False) -> None:
+        """Start encoding the group of inline deltas planned so far (``here``: on this thread)."""
+        group, self._group = self._group, []
+        parts = [self._plan[i][4] for i in group]
+        if self._concurrent and not here:
+            self._groups.append((group, _POOL.get().submit(_encode_pack, parts).result))
         else:  # a fault-injecting file system: in order, on this thread
             done = _encode_pack(parts)
-            groups.append((group, lambda: done))
+            self._groups.append((group, lambda: done))
 
-    plan: list[tuple[SeriesKey, str, int, str, pa.Table, int, int]] = []
-    tokens = _Tokens()
-    for key, rows, first_seq in jobs:
-        if rows.num_rows == 0:
-            continue
-        ts = ts_array(rows)
-        labels, starts = period_labels(key.timeframe, ts)
-        small = key in deltas
-        for i, label in enumerate(labels):
-            a, b = int(starts[i]), int(starts[i + 1])
-            inline = small and b - a <= DELTA_MAX_ROWS
-            rel = Layout.segment_rel(key, label, first_seq + i, tokens.next(),
-                                     INLINE_SUFFIX if inline else ".parquet")
-            plan.append((key, label, first_seq + i, rel, rows.slice(a, b - a), int(ts[a]), int(ts[b - 1])))
-            if inline:
-                group.append(len(plan) - 1)
-                grouped += b - a
-                if grouped >= target * (len(groups) + 1) - (b - a) / 2:
-                    flush()
-                    group = []
-    if group:
-        flush()
-    if not plan:
-        return []
-    segments: list[NewSegment | None] = [None] * len(plan)
-    tables = [p[4] for p in plan]
-    packs: list[pa.Table | None] = [None] * len(plan)
-    shares = [0] * len(plan)
-    files = [i for i, p in enumerate(plan) if not is_inline(p[3])]
-    if files:
-        for i, seg in zip(files, _publish_files(layout, fs, [plan[i] for i in files]), strict=True):
-            segments[i] = seg
-            shares[i] = seg.bytes
-    if groups:
-        for group, result in groups:
+    def add(self, jobs: Sequence[tuple[SeriesKey, pa.Table, int]]) -> None:
+        """Plan ``jobs`` (``(series, rows, first_seq)``); start encoding every pack they complete."""
+        plan = self._plan
+        for key, rows, first_seq in jobs:
+            if rows.num_rows == 0:
+                continue
+            ts = ts_array(rows)
+            labels, starts = period_labels(key.timeframe, ts)
+            small = key in self._deltas
+            for i, label in enumerate(labels):
+                a, b = int(starts[i]), int(starts[i + 1])
+                inline = small and b - a <= DELTA_MAX_ROWS
+                rel = Layout.segment_rel(key, label, first_seq + i, self._tokens.next(),
+                                         INLINE_SUFFIX if inline else ".parquet")
+                plan.append((key, label, first_seq + i, rel, rows.slice(a, b - a), int(ts[a]), int(ts[b - 1])))
+                if inline:
+                    self._group.append(len(plan) - 1)
+                    self._grouped += b - a
+                    if self._grouped >= self._target * (len(self._groups) + 1) - (b - a) / 2:
+                        self._flush()
+
+    def finish(self) -> list[Published]:
+        """Publish the files, wait for the packs; one :class:`Published` per partition, in plan order."""
+        if self._group:
+            # The last group on this thread, which would only wait for it (while the pool
+            # may still be encoding earlier ones).
+            self._flush(here=True)
+        plan = self._plan
+        if not plan:
+            return []
+        segments: list[NewSegment | None] = [None] * len(plan)
+        tables = [p[4] for p in plan]
+        packs: list[pa.Table | None] = [None] * len(plan)
+        shares = [0] * len(plan)
+        files = [i for i, p in enumerate(plan) if not is_inline(p[3])]
+        if files:
+            for i, seg in zip(files, _publish_files(self._layout, self._fs, [plan[i] for i in files]), strict=True):
+                segments[i] = seg
+                shares[i] = seg.bytes
+        for group, result in self._groups:
             pack, rows = result()
             size, crc, first = len(pack.data), crc32(pack.data), 0
             for i in group:
@@ -424,11 +453,11 @@ def publish_many(layout: Layout, fs: FileSystem, jobs: Sequence[tuple[SeriesKey,
                 tables[i], packs[i] = rows.slice(first, n), rows
                 shares[i] = max(1, size * n // pack.rows)
                 first += n
-    out: list[Published] = []
-    for p, done, rows, whole, share in zip(plan, segments, tables, packs, shares, strict=True):
-        assert done is not None
-        out.append(Published(p[0], done, rows, whole, share))
-    return out
+        out: list[Published] = []
+        for p, done, rows, whole, share in zip(plan, segments, tables, packs, shares, strict=True):
+            assert done is not None
+            out.append(Published(p[0], done, rows, whole, share))
+        return out
 
 
 def _publish_files(layout: Layout, fs: FileSystem,
