@@ -387,7 +387,8 @@ def test_compacting_one_series_keeps_the_pack_for_the_others(tmp_path: Path) -> 
 def test_a_write_many_in_steps_diffs_and_packs_like_one_step(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A call's series are diffed in steps of about PACK_ROWS input rows (each step's packs
-    encode while the next step is diffed): receipts and rows are those of one step."""
+    encode while the next step is diffed), its small items joined on the thread pool:
+    receipts and rows are those of one step on this thread."""
     symbols = [f"S{i:02d}" for i in range(12)]
 
     def items(version: int) -> list[tuple[str, str, pa.Table]]:
@@ -413,9 +414,10 @@ def test_a_write_many_in_steps_diffs_and_packs_like_one_step(tmp_path: Path,
     monkeypatch.setattr(LocalStore, "_diff_step", counted)
     results = {}
     for steps in (False, True):
-        if steps:  # steps and packs of ~100 rows
+        if steps:  # steps and packs of ~100 rows; the items joined on the thread pool
             monkeypatch.setattr(store_module, "PACK_ROWS", 100)
             monkeypatch.setattr(writer_module, "PACK_ROWS", 100)
+            monkeypatch.setattr(store_module, "_PARALLEL_JOIN_ROWS", 1)
         calls.clear()
         root = tmp_path / str(steps)
         with LocalStore(root) as store:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from tickvault.store.local._delta import INLINE_SUFFIX, PACK_ROWS, is_inline
 from tickvault.store.local._fs import FileSystem
 from tickvault.store.local._layout import SeriesKey, canonical_timeframe
 from tickvault.store.local._reader import merge_segments, slice_range, ts_array
-from tickvault.store.local._writer import Publisher, diff, diff_many, publish_rows
+from tickvault.store.local._writer import Publisher, diff, diff_many, publish_rows, submit
 
 __all__ = ["LocalStore"]
 
@@ -71,39 +71,66 @@ def _upsert(*tables: pa.Table) -> pa.Table:
 # one by one: concatenating a backfill's year-long items would copy (and fault in) every
 # byte of the call once more for nothing (measured: ingest of 500 symbol-years 4.6 -> 7.8 s).
 _JOIN_MAX_ROWS = 8_192
+# Joined tables of at least this many rows are copied into single chunks on the thread pool.
+_PARALLEL_JOIN_ROWS = 20_000
 
 
 class _Prepared:
-    """The call's items after :func:`_prepare`."""
+    """The call's items after :func:`_prepare`.
 
-    def __init__(self, batches: list[tuple[pa.Table, np.ndarray]], whole: pa.Table | None,
-                 starts: list[int]) -> None:
-        self.batches = batches  # per item: dedupe_last(table) in one chunk, and its ts
-        self.whole = whole  # the small items joined (one chunk per column), or None
-        self.starts = starts  # per item: its first row in ``whole`` (its batch is that slice), or -1
+    ``stamps``, ``sizes`` and ``starts`` are there at once; the rows (``batches``,
+    ``whole``) may still be being joined on the thread pool: the first access waits.
+    """
+
+    def __init__(self, stamps: list[np.ndarray], sizes: list[int], starts: list[int],
+                 own: list[pa.Table | None], whole: Callable[[], pa.Table] | None) -> None:
+        self.stamps = stamps  # per item: its ts (int64 µs), sorted and unique
+        self.sizes = sizes  # per item: its rows
+        self.starts = starts  # per item: its first row in ``whole`` (its rows are that slice), or -1
+        self._own = own  # per item whose rows are not a slice of ``whole``: its rows
+        self._whole = whole
+        self._joined: pa.Table | None = None
+        self._batches: list[pa.Table] | None = None
+
+    @property
+    def whole(self) -> pa.Table | None:
+        """The small items joined (one chunk per column), or None."""
+        if self._joined is None and self._whole is not None:
+            self._joined = self._whole()
+        return self._joined
+
+    @property
+    def batches(self) -> list[pa.Table]:
+        """Per item: ``dedupe_last(table)`` in one chunk."""
+        if self._batches is None:
+            whole = self.whole
+            self._batches = [t if t is not None else whole.slice(a, n)  # type: ignore[union-attr]
+                             for t, a, n in zip(self._own, self.starts, self.sizes, strict=True)]
+        return self._batches
 
 
 def _prepare(conformed: Sequence[pa.Table]) -> _Prepared:
     """Per conformed table, ``dedupe_last(t)`` in one chunk and its ``ts`` (int64 µs).
 
     Small tables (a daily upsert's) are done once on all of them concatenated, not per
-    table: one copy into single chunks, one ``ts`` array and one vectorised "strictly
-    increasing?" test; only those that are not sorted and unique get their own sort. A
-    table of more than :data:`_JOIN_MAX_ROWS` rows is done on its own. The joined table
-    is kept (with each item's offset in it, for items that are a slice of it) for the
-    call's vectorised diff.
+    table: one ``ts`` array and one vectorised "strictly increasing?" test; only those that
+    are not sorted and unique get their own sort. Their rows are copied into single chunks
+    (the joined table, kept with each item's offset in it for the call's vectorised diff)
+    on the thread pool when there are many, while the caller takes its locks and lists
+    its series. A table of more than :data:`_JOIN_MAX_ROWS` rows is done on its own.
     """
-    out: list[tuple[pa.Table, np.ndarray] | None] = [None] * len(conformed)
+    stamps: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(conformed)
+    own: list[pa.Table | None] = [None] * len(conformed)
     offsets = [-1] * len(conformed)
-    whole: pa.Table | None = None
+    whole: Callable[[], pa.Table] | None = None
     small = [i for i, t in enumerate(conformed) if t.num_rows <= _JOIN_MAX_ROWS]
     for i, t in enumerate(conformed):
         if t.num_rows > _JOIN_MAX_ROWS:
             part = dedupe_last(t).combine_chunks()
-            out[i] = (part, ts_array(part))
+            own[i], stamps[i] = part, ts_array(part)
     if small:
-        whole = pa.concat_tables([conformed[i] for i in small]).unify_dictionaries().combine_chunks()
-        ts = ts_array(whole)
+        joined = pa.concat_tables([conformed[i] for i in small]).unify_dictionaries()
+        ts = ts_array(joined)
         sizes = np.fromiter((conformed[i].num_rows for i in small), dtype=np.int64, count=len(small))
         starts = np.concatenate(([0], np.cumsum(sizes)))
         # Steps that are not increasing, except across the border of two tables.
@@ -112,24 +139,27 @@ def _prepare(conformed: Sequence[pa.Table]) -> _Prepared:
         unsorted = set(np.searchsorted(starts, bad, side="right").tolist())
         for j, i in enumerate(small):
             a, n = int(starts[j]), int(sizes[j])
-            part = whole.slice(a, n)
             if j + 1 in unsorted:  # searchsorted numbers the tables from 1
-                part = dedupe_last(part).combine_chunks()
-                out[i] = (part, ts_array(part))
+                part = dedupe_last(conformed[i]).combine_chunks()
+                own[i], stamps[i] = part, ts_array(part)
             else:
-                out[i] = (part, ts[a:a + n])
+                stamps[i] = ts[a:a + n]
                 offsets[i] = a
-    return _Prepared([o for o in out if o is not None], whole, offsets)
+        if joined.num_rows >= _PARALLEL_JOIN_ROWS:
+            whole = submit(joined.combine_chunks).result
+        else:
+            combined = joined.combine_chunks()
+            whole = lambda: combined  # noqa: E731
+    return _Prepared(stamps, [int(t.size) for t in stamps], offsets, own, whole)
 
 
-def _steps(keys: list[SeriesKey], order: dict[SeriesKey, list[int]],
-           prepared: list[tuple[SeriesKey, pa.Table]]) -> Iterator[list[SeriesKey]]:
+def _steps(keys: list[SeriesKey], order: dict[SeriesKey, list[int]], sizes: list[int]) -> Iterator[list[SeriesKey]]:
     """``keys`` in consecutive steps of at least about :data:`PACK_ROWS` input rows each."""
     step: list[SeriesKey] = []
     rows = 0
     for key in keys:
         step.append(key)
-        rows += sum(prepared[i][1].num_rows for i in order[key])
+        rows += sum(sizes[i] for i in order[key])
         if rows >= PACK_ROWS:
             yield step
             step, rows = [], 0
@@ -305,12 +335,10 @@ class LocalStore:
             conformed.append(conform_table(table))
         # One chunk per column: every later step (diff, filter, encode, cache) is cheaper.
         ready = _prepare(conformed)
-        prepared = [(key, batch) for key, (batch, _) in zip(keys, ready.batches, strict=True)]
-        stamps = [ts for _, ts in ready.batches]
-        receipts = [StoreReceipt() for _ in prepared]
+        receipts = [StoreReceipt() for _ in keys]
         order: dict[SeriesKey, list[int]] = {}
-        for i, (key, batch) in enumerate(prepared):
-            if batch.num_rows:
+        for i, key in enumerate(keys):
+            if ready.sizes[i]:
                 order.setdefault(key, []).append(i)
         if not order:
             return receipts
@@ -318,7 +346,7 @@ class LocalStore:
         reading: list[SeriesKey] = []
         try:
             with self._compactor.writing() if self._compactor is not None else nullcontext():
-                crowded = self._write_locked(prepared, stamps, ready, order, receipts, reading)
+                crowded = self._write_locked(keys, ready, order, receipts, reading)
         except CorruptData as exc:
             if reading:
                 self._heal(reading[-1], exc)
@@ -333,9 +361,8 @@ class LocalStore:
             self._compactor.request_idle()
         return receipts
 
-    def _write_locked(self, prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray],
-                      ready: _Prepared, order: dict[SeriesKey, list[int]], receipts: list[StoreReceipt],
-                      reading: list[SeriesKey]) -> Todo:
+    def _write_locked(self, items: list[SeriesKey], ready: _Prepared, order: dict[SeriesKey, list[int]],
+                      receipts: list[StoreReceipt], reading: list[SeriesKey]) -> Todo:
         """The locked part of :meth:`write_many`; returns the partitions to compact."""
         core = self._core
         with ExitStack() as stack:
@@ -344,19 +371,19 @@ class LocalStore:
                 stack.enter_context(core.lock(key))
             changes: dict[SeriesKey, ManifestChange] = {}
             writing: dict[SeriesKey, list[int]] = {}
-            times = {key: [stamps[i] for i in order[key]] for key in keys}
+            times = {key: [ready.stamps[i] for i in order[key]] for key in keys}
             bounds = {key: (min(int(t[0]) for t in spans), max(int(t[-1]) for t in spans) + 1)
                       for key, spans in times.items()}
             listings = core.catalog.listings(bounds)  # one query for all series (we hold their locks)
             # Series with rows already: their small partitions are inline deltas.
             deltas = {key for key in keys if listings[key][0].rows}
             publisher = Publisher(core.layout, core.fs, deltas=deltas,
-                                  inline_rows=sum(prepared[i][1].num_rows for key in deltas for i in order[key]))
+                                  inline_rows=sum(ready.sizes[i] for key in deltas for i in order[key]))
             # The series in steps of about a pack's rows: each step's packs encode on the
             # pool while this thread reads and diffs the next step's series.
-            for step in _steps(keys, order, prepared):
-                jobs = self._diff_step(step, prepared, stamps, ready, order, times, listings, bounds, receipts,
-                                       reading, changes, writing)
+            for step in _steps(keys, order, ready.sizes):
+                jobs = self._diff_step(step, items, ready, order, times, listings, bounds, receipts, reading,
+                                       changes, writing)
                 if jobs:
                     core.session.ensure()
                     publisher.add(jobs)
@@ -389,8 +416,8 @@ class LocalStore:
             periods.add(period)
         return todo
 
-    def _diff_step(self, keys: list[SeriesKey], prepared: list[tuple[SeriesKey, pa.Table]],
-                   stamps: list[np.ndarray], ready: _Prepared, order: dict[SeriesKey, list[int]],
+    def _diff_step(self, keys: list[SeriesKey], items: list[SeriesKey], ready: _Prepared,
+                   order: dict[SeriesKey, list[int]],
                    times: dict[SeriesKey, list[np.ndarray]],
                    listings: dict[SeriesKey, tuple[SeriesRow, list[Segment]]],
                    bounds: dict[SeriesKey, tuple[int, int]], receipts: list[StoreReceipt], reading: list[SeriesKey],
@@ -405,8 +432,7 @@ class LocalStore:
         for key in keys:
             reading.append(key)
             currents[key] = self._stored(key, listings[key][1], *bounds[key])
-        vector = self._diff_vectorised(prepared, stamps, ready, {key: order[key] for key in keys}, currents,
-                                       receipts)
+        vector = self._diff_vectorised(items, ready, {key: order[key] for key in keys}, currents, receipts)
         jobs: list[tuple[SeriesKey, pa.Table, int]] = []
         for key in keys:
             idxs = order[key]
@@ -423,7 +449,7 @@ class LocalStore:
             parts: list[pa.Table] = []
             new_rows = 0
             for j, i in enumerate(idxs):
-                batch = prepared[i][1]
+                batch = ready.batches[i]
                 change = diff(batch, current)
                 rows = batch if change.write is None else batch.filter(pa.array(change.write))
                 receipts[i] = StoreReceipt(change.new, change.changed, change.unchanged, 0,
@@ -451,8 +477,8 @@ class LocalStore:
         return merge_segments([(s, slice_range(t, lo, hi)) for s, t in self._load_listed(key, segs)])
 
     @staticmethod
-    def _diff_vectorised(prepared: list[tuple[SeriesKey, pa.Table]], stamps: list[np.ndarray], ready: _Prepared,
-                         order: dict[SeriesKey, list[int]], currents: dict[SeriesKey, pa.Table],
+    def _diff_vectorised(items: list[SeriesKey], ready: _Prepared, order: dict[SeriesKey, list[int]],
+                         currents: dict[SeriesKey, pa.Table],
                          receipts: list[StoreReceipt]) -> dict[int, pa.Table]:
         """Diff every item of a series named once in the call, that is a slice of the joined
         table, in one :func:`diff_many`; returns their rows to write by item (and fills in
@@ -460,15 +486,16 @@ class LocalStore:
         left to the per-series :func:`diff`.
         """
         fast = sorted(idxs[0] for idxs in order.values() if len(idxs) == 1 and ready.starts[idxs[0]] >= 0)
-        if not fast or ready.whole is None:
+        joined = ready.whole
+        if not fast or joined is None:
             return {}
         starts = np.array([ready.starts[i] for i in fast], dtype=np.int64)
-        sizes = np.array([prepared[i][1].num_rows for i in fast], dtype=np.int64)
+        sizes = np.array([ready.sizes[i] for i in fast], dtype=np.int64)
         # Only the part of the joined table these items span (a step's items are usually
         # consecutive in it).
         lo, hi = int(starts[0]), int((starts + sizes).max())
-        whole = ready.whole.slice(lo, hi - lo)
-        got = diff_many(whole, starts - lo, sizes, [currents[prepared[i][0]] for i in fast])
+        whole = joined.slice(lo, hi - lo)
+        got = diff_many(whole, starts - lo, sizes, [currents[items[i]] for i in fast])
         if got is None:
             return {}
         write, new, changed, unchanged = got
@@ -481,7 +508,7 @@ class LocalStore:
             out[i] = rows.slice(first, n)
             first += n
             receipts[i] = StoreReceipt(int(new[j]), int(changed[j]), int(unchanged[j]), 0,
-                                       int(stamps[i][0]), int(stamps[i][-1]))
+                                       int(ready.stamps[i][0]), int(ready.stamps[i][-1]))
         return out
 
     def _load_listed(self, key: SeriesKey, segs: list[Segment]) -> list[tuple[Segment, pa.Table]]:

@@ -41,7 +41,7 @@ from tickvault.store.local._pools import ProcessPool
 from tickvault.store.local._reader import ts_array
 
 __all__ = ["SYNC_ALL_MIN_FILES", "Diff", "Published", "Publisher", "diff", "diff_many", "publish_many", "publish_rows",
-           "run_parallel"]
+           "run_parallel", "submit"]
 
 _T = TypeVar("_T")
 
@@ -57,6 +57,11 @@ _WORKERS = 8
 # for other processes' dirty data.
 SYNC_ALL_MIN_FILES = 8
 _POOL = ProcessPool(_WORKERS, "tickvault-store")
+
+
+def submit(task: Callable[[], _T]) -> Future[_T]:
+    """Run ``task`` on the shared thread pool; its future."""
+    return _POOL.get().submit(task)
 
 
 def run_parallel(tasks: Sequence[Callable[[], _T]], rows: int = PARALLEL_MIN_ROWS * 2, *,
