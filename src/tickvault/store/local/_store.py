@@ -380,8 +380,10 @@ class LocalStore:
             publisher = Publisher(core.layout, core.fs, deltas=deltas,
                                   inline_rows=sum(ready.sizes[i] for key in deltas for i in order[key]))
             # The series in steps of about a pack's rows: each step's packs encode on the
-            # pool while this thread reads and diffs the next step's series.
-            for step in _steps(keys, order, ready.sizes):
+            # pool while this thread reads and diffs the next step's series. Steps follow the
+            # items' order (the locks are all held), so a step's items are one stretch of the
+            # joined table whatever the order of the symbols.
+            for step in _steps(sorted(keys, key=lambda k: order[k][0]), order, ready.sizes):
                 jobs = self._diff_step(step, items, ready, order, times, listings, bounds, receipts, reading,
                                        changes, writing)
                 if jobs:
