@@ -136,14 +136,16 @@ def scaled_into(ints: np.ndarray, scale: int, out: np.ndarray) -> None:
         np.divide(out, 10.0**scale, out=out)
 
 
-def _scaled(x: np.ndarray, scale: int) -> np.ndarray | None:
-    """``rint(x * 10**scale)`` as int64 if :func:`from_scaled` gives ``x`` back bit for bit.
+def _scaled(x: np.ndarray, scale: int, narrow: bool = False) -> np.ndarray | None:
+    """``rint(x * 10**scale)`` as int64 (``narrow``: int32) if :func:`from_scaled` gives ``x``
+    back bit for bit.
 
-    The caller guarantees ``|x| * 10**scale < 2**53`` and no ``-0.0`` in ``x``. Then the
-    rounded doubles ``y`` are integers that int64 holds exactly, ``float(int64(y)) == y``,
-    and dividing ``y`` in place is the decoder's expression, so no second conversion is
-    needed to check it. Both arrays come from Arrow's pool (see :func:`_pool_array`): in a
-    write, fresh numpy arrays made this function page-fault bound.
+    The caller guarantees ``|x| * 10**scale < 2**53`` (``narrow``: ``rint(|x| * 10**scale)``
+    at most :data:`_INT32_DIGITS`) and no ``-0.0`` in ``x``. Then the rounded doubles ``y``
+    are integers that the integer type holds exactly, ``float(int(y)) == y``, and dividing
+    ``y`` in place is the decoder's expression, so no second conversion is needed to check
+    it. Both arrays come from Arrow's pool (see :func:`_pool_array`): in a write, fresh numpy
+    arrays made this function page-fault bound.
     """
     _, y = _pool_array(x.size, np.float64)
     if scale:
@@ -151,7 +153,7 @@ def _scaled(x: np.ndarray, scale: int) -> np.ndarray | None:
         np.rint(y, out=y)
     else:
         np.rint(x, out=y)
-    _, ints = _pool_array(x.size, np.int64)
+    _, ints = _pool_array(x.size, np.int32 if narrow else np.int64)
     ints[:] = y
     if scale:
         np.divide(y, 10.0**scale, out=y)
@@ -176,10 +178,13 @@ def find_scale(x: np.ndarray) -> tuple[int, np.ndarray] | None:
 
     Returns ``None`` when no exponent in ``0..9`` reproduces every value bit for bit.
     Costs two reductions and one checked pass over ``x`` for the usual decimal column: each
-    smaller exponent is rejected on a spread-out sample first (microseconds).
+    smaller exponent is rejected on a spread-out sample first (microseconds). The integers
+    are int32 when every one fits DECIMAL(9, k) (``|int| <= 999,999,999``), else int64:
+    ``rint(amax * 10**scale)`` is the largest of them (multiplying by a positive constant
+    and rounding are monotonic), so that is known before the pass that makes them.
     """
     if x.size == 0:
-        return 0, np.zeros(0, dtype=np.int64)
+        return 0, np.zeros(0, dtype=np.int32)
     hi, lo = float(x.max()), float(x.min())  # NaN propagates into both
     if not (hi < _EXACT_LIMIT and -lo < _EXACT_LIMIT):  # NaN, inf or beyond any exact scale
         return None
@@ -192,7 +197,7 @@ def find_scale(x: np.ndarray) -> tuple[int, np.ndarray] | None:
             return None
         if sample is not None and _scaled(sample, scale) is None:
             continue
-        ints = _scaled(x, scale)
+        ints = _scaled(x, scale, narrow=float(np.rint(amax * 10.0**scale)) <= _INT32_DIGITS)
         if ints is not None:
             return scale, ints
     return None
@@ -255,11 +260,11 @@ def _encode_float(col: pa.ChunkedArray[Any]) -> tuple[pa.Array[Any], tuple[str, 
     # DECIMAL(9, k) is stored as INT32: half the bits for DELTA to pack, and zstd's work.
     # Its Arrow type (in the footer's schema) is decimal32, so readers get the 32-bit
     # integers as stored instead of widening each value to decimal64 and back.
-    narrow = n == 0 or int(np.abs(ints).max()) <= _INT32_DIGITS
+    narrow = ints.dtype == np.int32  # every value fits: find_scale made them int32
     mask = None if valid is None else ~valid
     int_arr: pa.Array[Any]
     if narrow:
-        int_arr = pa.array(ints.astype(np.int32), pa.int32(), mask=mask)
+        int_arr = pa.array(ints, pa.int32(), mask=mask)
         kind: pa.DataType = pa.decimal32(9, scale)
     else:
         int_arr = pa.array(ints, pa.int64(), mask=mask)
