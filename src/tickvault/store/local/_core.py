@@ -230,7 +230,10 @@ class Core:
         self.reader.forget([s.path for s in segs])
         packs = {s.pack for s in segs if s.pack is not None}
         if packs:
-            self.reader.forget_packs(packs - self.catalog.live_packs(packs))
+            try:
+                self.reader.forget_packs(packs - self.catalog.live_packs(packs))
+            except StorageError:  # the commit is done: dead packs then leave by LRU eviction
+                pass
         parents = set()
         for s in segs:
             if is_inline(s.path):
