@@ -151,7 +151,10 @@ class _TickvaultPg(_Tickvault):
         self._url = url
 
     def settle(self) -> None:
-        _checkpoint(self._url)
+        import psycopg
+
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            _checkpoint(conn)
 
 
 class _DuckDb(_Lib):
@@ -284,7 +287,7 @@ class _Postgres(_Lib):
         self.conn.close()
 
 
-def _checkpoint(target: Any) -> None:
+def _checkpoint(conn: Any) -> None:
     """A PostgreSQL ``CHECKPOINT`` (untimed settle): the server writes its dirty pages now.
 
     Otherwise its spread checkpoint keeps writing for minutes after an upsert of ~400 K
@@ -295,11 +298,7 @@ def _checkpoint(target: Any) -> None:
     import psycopg
 
     try:
-        if isinstance(target, str):
-            with psycopg.connect(target, autocommit=True) as conn:
-                conn.execute("CHECKPOINT")
-        else:
-            target.execute("CHECKPOINT")
+        conn.execute("CHECKPOINT")
     except psycopg.errors.InsufficientPrivilege:
         pass
 

@@ -203,6 +203,14 @@ def _insert_segments(conn: sqlite3.Connection, added: Sequence[tuple[SeriesRow, 
     return created
 
 
+def _in_lists(values: list[int]) -> Iterator[tuple[list[int], str]]:
+    """``values`` in chunks of 500 with their ``?, ?, ...`` marks for ``IN (...)`` (far below
+    SQLite's bound-parameter limit)."""
+    for i in range(0, len(values), 500):
+        chunk = values[i:i + 500]
+        yield chunk, ", ".join("?" * len(chunk))
+
+
 def now_us() -> int:
     """Wall-clock time in epoch microseconds."""
     return time.time_ns() // 1000
@@ -498,10 +506,7 @@ class Catalog:
     def crowded(conn: sqlite3.Connection, series_ids: Sequence[int], threshold: int) -> list[tuple[int, str]]:
         """(series id, period) of the partitions of ``series_ids`` holding more than ``threshold`` files."""
         out: list[tuple[int, str]] = []
-        ids = list(dict.fromkeys(series_ids))
-        for i in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
-            chunk = ids[i:i + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_lists(list(dict.fromkeys(series_ids))):
             out.extend((int(r[0]), str(r[1])) for r in conn.execute(
                 f"SELECT series_id, period FROM segments WHERE series_id IN ({marks}) "
                 "GROUP BY series_id, period HAVING COUNT(*) > ?", [*chunk, threshold]))
@@ -594,11 +599,8 @@ class Catalog:
     def live_packs(self, ids: Collection[int]) -> set[int]:
         """Those of the pack ids ``ids`` that some manifest row still uses."""
         out: set[int] = set()
-        todo = list(ids)
         try:
-            for i in range(0, len(todo), 500):  # stay far below SQLite's bound-parameter limit
-                chunk = todo[i:i + 500]
-                marks = ", ".join("?" * len(chunk))
+            for chunk, marks in _in_lists(list(ids)):
                 out.update(int(r[0]) for r in self.conn().execute(f"SELECT id FROM packs WHERE id IN ({marks})",
                                                                    chunk))
         except sqlite3.Error as exc:
