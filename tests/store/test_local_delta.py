@@ -31,7 +31,8 @@ from tickvault.store.local import _delta as delta_module
 from tickvault.store.local import _fs as fs_module
 from tickvault.store.local import _store as store_module
 from tickvault.store.local import _writer as writer_module
-from tickvault.store.local._catalog import NewSegment
+from tickvault.store.local._catalog import NewSegment, Segment
+from tickvault.store.local._core import compaction_plan, output_seq
 from tickvault.store.local._delta import (
     DELTA_MAX_ROWS,
     compress_delta,
@@ -200,6 +201,56 @@ def test_automatic_compaction_folds_deltas_into_parquet(tmp_path: Path) -> None:
         assert ".parquet" in _kinds(store, "AAPL")
         assert len(_blobs(tmp_path)) == _kinds(store, "AAPL").count(".inline")
         assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_automatic_compaction_leaves_the_newest_file_as_written(tmp_path: Path, background: bool) -> None:
+    """The newest delta (what the next write revises) stays out of the merge, still cached;
+    the merged file takes the highest sequence number it replaces, so the newest rows win."""
+    oracle = MemoryStore()
+    key = SeriesKey("AAPL", "1m")
+    with LocalStore(tmp_path, compact_threshold=4, background_compaction=background) as store:
+        for s in (store, oracle):
+            s.write("AAPL", "1m", make_bars(_minutes(0, 300)))
+        for i in range(1, 12):
+            # Each write revises the previous one's last 5 bars and adds 10: every delta
+            # overlaps the one before it, so a wrong order of files shows in the values.
+            for s in (store, oracle):
+                s.write("AAPL", "1m", make_bars(_minutes(300 + 10 * i - 5, 15), version=i))
+            store.wait_for_compaction()
+            segs = store._core.listing(key)[1]
+            newest = max(segs, key=lambda g: g.seq)
+            assert newest.path.endswith(".inline")  # never merged by the write that made it
+            assert store._core.reader._cached(f"#pack/{newest.pack}") is not None
+            assert len(segs) <= 4
+            assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+        seqs = sorted(g.seq for g in segs)
+        assert len(seqs) == len(set(seqs))  # one file per sequence number in the partition
+        assert ".parquet" in _kinds(store, "AAPL")
+        # compact() still merges everything, the newest file included.
+        assert store.compact() == 1
+        assert _kinds(store, "AAPL") == [".parquet"]
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+    with LocalStore(tmp_path) as store:
+        assert store.verify().ok
+        assert_bars_equal(store.read("AAPL", "1m"), oracle.read("AAPL", "1m"))
+
+
+def test_output_seq_is_fresh_unless_a_newer_file_stays() -> None:
+    def seg(seq: int, rows: int) -> Segment:
+        return Segment(seq, 1, "2024", seq, f"p{seq}.inline", rows, seq, seq, 1, 0)
+
+    group = [seg(1, 1000), *[seg(s, 10) for s in range(2, 7)]]
+    pick = compaction_plan(group, 5)
+    assert pick is not None
+    assert [g.seq for g in pick] == [2, 3, 4, 5]  # the base and the newest file stay
+    assert output_seq(group, pick, 7) == 5
+    assert output_seq(group, group, 7) == 7  # everything merged: a fresh number
+    # A low threshold merges everything (else it would compact again after every write).
+    assert compaction_plan(group[:3], 2) == group[:3][1:]
+    # Deltas past a quarter of the base: the base is rewritten too, the newest still stays.
+    heavy = [seg(1, 100), *[seg(s, 10) for s in range(2, 7)]]
+    assert [g.seq for g in compaction_plan(heavy, 5) or []] == [1, 2, 3, 4, 5]
 
 
 def _stored_delta(root: Path) -> str:

@@ -35,7 +35,7 @@ from tickvault.store.local._reader import SegmentReader, merge_segments, slice_r
 from tickvault.store.local._session import Session
 from tickvault.store.local._writer import Published, publish_many, publish_rows, run_parallel
 
-__all__ = ["Core", "ManifestChange", "compaction_plan", "lock_order"]
+__all__ = ["Core", "ManifestChange", "compaction_plan", "lock_order", "output_seq"]
 
 _RETRIES = 64
 _T = TypeVar("_T")
@@ -57,19 +57,48 @@ class ManifestChange:
     touched: bool
 
 
+# Thresholds from which an automatic compaction leaves a partition's newest file out (it then
+# leaves at most three files: base, merged deltas, newest; a lower threshold would compact
+# again after every write).
+_HOT_MIN_THRESHOLD = 3
+
+
 def compaction_plan(segs: Sequence[Segment], threshold: int) -> list[Segment] | None:
     """Which files of one partition to merge, or ``None`` while it has few enough.
 
     Tiered: while the deltas are small next to the base file, merge only the deltas
     (cheap, the base is not rewritten); once they reach a quarter of it, merge all.
+
+    The partition's newest file stays out (with a threshold of at least
+    :data:`_HOT_MIN_THRESHOLD`): it is the one the next write most likely revises (the
+    stored morning of a daily update, the last bars of a live feed), and as written it is
+    in the decoded-file cache, while the merged file is not (a merged file of many series
+    does not fit). Merging it made the next daily upsert of 500 series decode 500 Parquet
+    files to diff against them: 1.9 s instead of ~0.2 s, once every few sessions. The
+    merged file takes the highest sequence number of the files it replaces, so the newest
+    file's rows still win in reads (see :func:`output_seq`).
     """
     if len(segs) <= threshold:
         return None
     ordered = sorted(segs, key=lambda s: s.seq)
+    if threshold >= _HOT_MIN_THRESHOLD:
+        ordered = ordered[:-1]
     base, deltas = ordered[0], ordered[1:]
     if sum(d.rows for d in deltas) * 4 < base.rows:
         return deltas
     return ordered
+
+
+def output_seq(group: Sequence[Segment], pick: Sequence[Segment], fresh: int) -> int:
+    """The sequence number of the file that replaces ``pick`` in its partition ``group``.
+
+    ``fresh`` (the series' next one) unless a newer file of the partition stays out of the
+    merge (:func:`compaction_plan`); then the highest of ``pick``'s, so that file's rows
+    still win over the merged ones (a read orders a partition's files by sequence number).
+    The merged file's name is still new: names carry a random token.
+    """
+    top = max(s.seq for s in pick)
+    return top if any(s.seq > top for s in group) else fresh
 
 
 
@@ -245,11 +274,17 @@ class Core:
             self.fs.rmdir_if_empty(parent)
 
     # -- compaction -----------------------------------------------------------------------
-    def compact_files(self, key: SeriesKey, series: SeriesRow, segs: Sequence[Segment]) -> SeriesRow:
-        """Merge ``segs`` (one partition, caller holds the lock) into a single file."""
+    def compact_files(self, key: SeriesKey, series: SeriesRow, segs: Sequence[Segment],
+                      seq: int | None = None) -> SeriesRow:
+        """Merge ``segs`` (one partition, caller holds the lock) into a single file.
+
+        ``seq``: the new file's sequence number (default: the series' next one; see
+        :func:`output_seq`).
+        """
         merged = merge_segments(self.load(segs))
         self.session.ensure()
-        new = publish_rows(self.layout, self.fs, key, merged, series.next_seq) if merged.num_rows else []
+        first = series.next_seq if seq is None else seq
+        new = publish_rows(self.layout, self.fs, key, merged, first) if merged.num_rows else []
         return self.commit(key, series, add=new, remove=segs, rows=series.rows, touched=False)
 
     def compact_many(self, todo: dict[SeriesKey, set[str] | None], *, full: bool, wait: bool) -> int:
@@ -283,17 +318,18 @@ class Core:
                     if periods is None or seg.period in periods:
                         by_period.setdefault(seg.period, []).append(seg)
                 chosen: list[Segment] = []
-                merged: list[pa.Table] = []
-                for label in sorted(by_period):
+                fresh = series.next_seq
+                for label in sorted(by_period):  # one job per partition: each its own seq
                     group = by_period[label]
                     pick = _full_plan(group) if full else compaction_plan(group, self.compact_threshold)
                     if pick:
                         chosen.extend(pick)
-                        merged.append(merge_segments(self.load(pick)))
+                        seq = output_seq(group, pick, fresh)
+                        if seq == fresh:
+                            fresh += 1
+                        jobs.append((key, merge_segments(self.load(pick)), seq))
                 if not chosen:
                     continue
-                rows = pa.concat_tables(merged) if len(merged) > 1 else merged[0]
-                jobs.append((key, rows, series.next_seq))
                 changes[key] = ManifestChange(series, [], chosen, series.rows, False)
             if not changes:
                 return 0
@@ -328,6 +364,6 @@ class Core:
         for group in by_period.values():
             chosen = _full_plan(group) if full else compaction_plan(group, self.compact_threshold)
             if chosen:
-                series = self.compact_files(key, series, chosen)
+                series = self.compact_files(key, series, chosen, output_seq(group, chosen, series.next_seq))
                 done = True
         return done
