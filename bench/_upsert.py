@@ -11,16 +11,16 @@ sessions, over every symbol:
 - **2 sessions**: yesterday revised (all ~390 bars change: prices +0.01, volume +1) plus
   today's ~390 new bars, ~390 K rows over 500 symbols.
 
-Setup (untimed): each library is loaded with the same history — the data set's sessions
-before the upsert sessions (at the full size only the last ``HISTORY_SESSIONS`` of them: a
-DuckDB primary key over 48 M keys does not fit this shared machine's memory). Timed, per
-library, for all symbols:
+Setup (untimed): each library is loaded with the same history — every session of the data
+set before the upsert sessions (``HISTORY_SESSIONS`` can cut it to the last few; no size
+does now: a DuckDB primary key over the full size's 46 M keys peaks at ~2.2 GB of memory).
+Timed, per library, for all symbols:
 
 - tickvault: one ``LocalStore.write_many`` of every symbol's ``(symbol, "1m", table)`` (per
   symbol: sort, dedup, diff with the stored span, a delta file; then one catalog commit);
 - tickvault:postgres: one ``PostgresStore.write_many`` (not a peer: tickvault's other store);
-- tickvault:year-history (full size): the same LocalStore writes into a store holding the
-  whole year, because a write reads the stored span it overlaps (not a peer);
+- tickvault:year-history (only with a cut history): the same LocalStore writes into a store
+  holding the whole year, because a write reads the stored span it overlaps (not a peer);
 - DuckDB: ``INSERT OR REPLACE INTO bars SELECT * FROM batch`` (primary key (symbol, ts));
 - ArcticDB: ``update_batch`` of every symbol's frame (LMDB);
 - PostgreSQL: COPY into a temporary staging table, then
@@ -54,7 +54,7 @@ __all__ = ["run_upsert", "split_days"]
 DAY_US = 86_400_000_000
 UPSERT_REPS = {"tiny": 1, "quick": 3, "full": 5}
 #: Sessions of history before the upsert days (None: all of the data set's).
-HISTORY_SESSIONS: dict[str, int | None] = {"tiny": None, "quick": None, "full": 63}
+HISTORY_SESSIONS: dict[str, int | None] = {"tiny": None, "quick": None, "full": None}
 _PRICES = ("open", "high", "low", "close", "vwap")
 
 
