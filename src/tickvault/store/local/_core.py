@@ -57,9 +57,9 @@ class ManifestChange:
     touched: bool
 
 
-# Thresholds from which an automatic compaction leaves a partition's newest file out (it then
-# leaves at most three files: base, merged deltas, newest; a lower threshold would compact
-# again after every write).
+# The smallest compaction threshold with which an automatic compaction leaves a partition's
+# newest file out (the partition then keeps at most three files: base, merged deltas,
+# newest; with a lower threshold it would be compacted again after every write).
 _HOT_MIN_THRESHOLD = 3
 
 
@@ -99,7 +99,6 @@ def output_seq(group: Sequence[Segment], pick: Sequence[Segment], fresh: int) ->
     """
     top = max(s.seq for s in pick)
     return top if any(s.seq > top for s in group) else fresh
-
 
 
 def _full_plan(group: list[Segment]) -> list[Segment] | None:
