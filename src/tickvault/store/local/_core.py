@@ -273,17 +273,12 @@ class Core:
             self.fs.rmdir_if_empty(parent)
 
     # -- compaction -----------------------------------------------------------------------
-    def compact_files(self, key: SeriesKey, series: SeriesRow, segs: Sequence[Segment],
-                      seq: int | None = None) -> SeriesRow:
-        """Merge ``segs`` (one partition, caller holds the lock) into a single file.
-
-        ``seq``: the new file's sequence number (default: the series' next one; see
-        :func:`output_seq`).
-        """
+    def compact_files(self, key: SeriesKey, series: SeriesRow, segs: Sequence[Segment], seq: int) -> SeriesRow:
+        """Merge ``segs`` (one partition, caller holds the lock) into a single file numbered
+        ``seq`` (see :func:`output_seq`)."""
         merged = merge_segments(self.load(segs))
         self.session.ensure()
-        first = series.next_seq if seq is None else seq
-        new = publish_rows(self.layout, self.fs, key, merged, first) if merged.num_rows else []
+        new = publish_rows(self.layout, self.fs, key, merged, seq) if merged.num_rows else []
         return self.commit(key, series, add=new, remove=segs, rows=series.rows, touched=False)
 
     def compact_many(self, todo: dict[SeriesKey, set[str] | None], *, full: bool, wait: bool) -> int:

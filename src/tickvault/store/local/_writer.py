@@ -404,7 +404,7 @@ class Publisher:
         group, self._group = self._group, []
         parts = [self._plan[i][4] for i in group]
         if self._concurrent and not here:
-            self._groups.append((group, _POOL.get().submit(_encode_pack, parts).result))
+            self._groups.append((group, submit(functools.partial(_encode_pack, parts)).result))
         else:  # a fault-injecting file system: in order, on this thread
             done = _encode_pack(parts)
             self._groups.append((group, lambda: done))
