@@ -246,7 +246,7 @@ def test_output_seq_is_fresh_unless_a_newer_file_stays() -> None:
     assert [g.seq for g in pick] == [2, 3, 4, 5]  # the base and the newest file stay
     assert output_seq(group, pick, 7) == 5
     assert output_seq(group, group, 7) == 7  # everything merged: a fresh number
-    # A low threshold merges everything (else it would compact again after every write).
+    # Below a threshold of 3 the newest file is not left out (else every write would compact again).
     assert compaction_plan(group[:3], 2) == group[:3][1:]
     # Deltas past a quarter of the base: the base is rewritten too, the newest still stays.
     heavy = [seg(1, 100), *[seg(s, 10) for s in range(2, 7)]]
